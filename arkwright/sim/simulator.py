@@ -1,0 +1,148 @@
+"""The virtual clock: replays a trace through the scheduler core, as fast as it can.
+
+Events at one instant are applied in a fixed order (finishes, then submissions), then
+the core makes one pass. A periodic tick gives the core a full pass (fair-share reclaim,
+carbon re-evaluation) while work is waiting. Everything is deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from arkwright.core.decisions import Preempt, Reject, Start
+from arkwright.core.eligibility import is_eligible
+from arkwright.core.fleet import Fleet
+from arkwright.core.job import Job
+from arkwright.core.policy import PolicySpec
+from arkwright.core.scheduler import Scheduler, SchedulerConfig
+from arkwright.core.throughput import ThroughputTable
+from arkwright.sim.metrics import Recorder
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class SimulationResult:
+    summary: dict
+    timeline: np.ndarray  # hourly busy GPUs, shape (hours, pools)
+    timeline_start: float
+    waits_by_tenant: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class Simulator:
+    fleet: Fleet
+    policy: PolicySpec
+    throughput: ThroughputTable | None = None
+    config: SchedulerConfig | None = None
+    tick_s: float = 300.0
+    horizon_s: float | None = None  # stop the clock here; later work counts as unfinished
+    audit: bool = False  # check the core's invariants after every instant (tests)
+    progress: ProgressFn | None = None
+
+    def run(self, jobs: list[Job], trace_name: str = "") -> SimulationResult:
+        wall_start = time.perf_counter()
+        fleet = self.fleet
+        scheduler = Scheduler(fleet, self.policy, self.throughput, self.config)
+        recorder = Recorder(fleet)
+        pools = fleet.pools
+        finishes: list[tuple[float, int, int, Job]] = []
+        jobs = sorted(jobs, key=lambda j: j.submit_time)
+        total = len(jobs)
+        next_job = 0
+        next_tick = math.inf
+        events = 0
+        tick_s = self.tick_s
+        horizon = self.horizon_s if self.horizon_s is not None else math.inf
+        report_every = max(total // 200, 1000)
+        idle_since: float | None = None
+        give_up_after = scheduler.config.carbon_lookahead_s + 2 * tick_s
+
+        while next_job < total or finishes or (scheduler.pending and next_tick < math.inf):
+            t_submit = jobs[next_job].submit_time if next_job < total else math.inf
+            t_finish = finishes[0][0] if finishes else math.inf
+            now = min(t_submit, t_finish, next_tick)
+            if now > horizon:
+                break
+            recorder.advance(now)
+            while finishes and finishes[0][0] <= now:
+                end, _, attempt, job = heapq.heappop(finishes)
+                if attempt != job.attempts or job.state != "running":
+                    continue  # a stale event: the run it belonged to was preempted
+                pool = pools[job.pool_index]
+                gpus = job.allocated_gpus
+                timed_out = job.requested_s < job.duration_s
+                scheduler.finish(job.job_id, end)
+                recorder.finished(job, pool, gpus, end, timed_out)
+                events += 1
+            while next_job < total and jobs[next_job].submit_time <= now:
+                job = jobs[next_job]
+                next_job += 1
+                events += 1
+                recorder.submitted_job(job)
+                for decision in scheduler.submit(job, now):
+                    if isinstance(decision, Reject):
+                        recorder.rejected_job(decision.job, decision.reason)
+                if self.progress and next_job % report_every == 0:
+                    self.progress(next_job, total)
+            full = now >= next_tick
+            if full:
+                events += 1
+            decisions = scheduler.schedule(now, full=full)
+            for decision in decisions:
+                job = decision.job
+                if isinstance(decision, Start):
+                    pool = pools[decision.pool]
+                    eligible = is_eligible(
+                        pool, fleet.tenant(job.tenant), job.data_policy, job.gpu_types
+                    )
+                    recorder.started(job, pool, eligible and job.submit_time <= now)
+                    run_left = min(job.remaining_s, max(job.requested_s - job.work_done_s, 0.0))
+                    end = now + run_left / job.speed
+                    heapq.heappush(finishes, (end, job.seq, job.attempts, job))
+                elif isinstance(decision, Preempt):
+                    recorder.preempted(job, pools[decision.pool], decision.gpus,
+                                       decision.ran_from, now, decision.work_lost_s)
+            if self.audit:
+                scheduler.check_invariants()
+            if scheduler.pending:
+                if full or next_tick == math.inf:
+                    next_tick = (now // tick_s + 1) * tick_s
+                # Nothing runs, nothing arrives, and a pass starts nothing: stuck for good.
+                if not finishes and next_job >= total and not decisions:
+                    idle_since = now if idle_since is None else idle_since
+                    if now - idle_since > give_up_after:
+                        break
+                else:
+                    idle_since = None
+            else:
+                next_tick = math.inf
+        if self.progress:
+            self.progress(total, total)
+
+        unfinished = scheduler.pending + scheduler.running
+        stop = min(horizon, recorder.last_event if not unfinished else horizon)
+        if unfinished and math.isfinite(stop):
+            for pool_index, running in enumerate(scheduler.running_by_end):
+                for job in running:  # account the work done up to the horizon
+                    recorder.run_segment(pools[pool_index], job.allocated_gpus,
+                                         job.started_at, stop)
+        summary = recorder.summary(
+            unfinished=unfinished,
+            wall_time_s=time.perf_counter() - wall_start,
+            events=events,
+            policy=self.policy.name,
+            trace=trace_name,
+        )
+        summary["throughput_table_fallbacks"] = sorted(
+            f"{jt}/{model}" for jt, model in scheduler.throughput.fallbacks
+        )
+        timeline = np.array(recorder.timeline) if recorder.timeline else np.zeros((0, len(pools)))
+        waits = {name: tally.waits for name, tally in recorder.tenants.items()}
+        return SimulationResult(summary, timeline, recorder.timeline_start, waits)

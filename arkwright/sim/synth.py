@@ -1,0 +1,158 @@
+"""Synthetic national demand: heavy-tailed gangs and run times, diurnal and weekly arrivals,
+several programmes with their own work and data-policy mix, at a chosen offered load.
+
+The shapes follow what public cluster traces show (Philly, Helios, Alibaba PAI): most
+jobs are small and short, most GPU-hours go to a few large, long jobs; arrivals peak in
+working hours and dip at weekends. Offered load is the GPU-seconds asked for (on the
+reference GPU) divided by the fleet's GPU-seconds over the trace's span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arkwright.core.eligibility import EligibilityIndex
+from arkwright.core.fleet import Fleet
+from arkwright.core.job import Job, PriorityClass
+from arkwright.core.policy_data import Classification, DataPolicy, PersonalData
+
+DAY = 86_400.0
+GANG_SIZES = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048])
+GANG_WEIGHTS = np.array([30, 10, 14, 20, 8, 6, 4, 3, 2.2, 1.5, 0.8, 0.5])
+JOB_TYPES = ("llm-pretrain", "llm-finetune", "inference", "vision", "science-sim")
+
+
+@dataclass(frozen=True)
+class ProgrammeMix:
+    """How one programme's work looks: its job types and data policies."""
+
+    job_types: tuple[float, ...]  # weights over JOB_TYPES
+    sensitive: float  # share OFFICIAL-SENSITIVE
+    personal: float  # share with personal data
+    health: float  # share with health data (a subset needing DSPT sites)
+    secret: float = 0.0
+
+
+DEFAULT_MIX = ProgrammeMix((0.2, 0.3, 0.2, 0.15, 0.15), 0.1, 0.05, 0.0)
+MIXES: dict[str, ProgrammeMix] = {
+    "research": ProgrammeMix((0.25, 0.2, 0.05, 0.15, 0.35), 0.05, 0.03, 0.04),
+    "public-services": ProgrammeMix((0.05, 0.3, 0.45, 0.15, 0.05), 0.5, 0.3, 0.3, 0.002),
+    "startups": ProgrammeMix((0.3, 0.4, 0.2, 0.1, 0.0), 0.05, 0.05, 0.0),
+    "finance-sandbox": ProgrammeMix((0.0, 0.5, 0.4, 0.0, 0.1), 0.8, 0.7, 0.0),
+    "industry": ProgrammeMix((0.2, 0.35, 0.3, 0.1, 0.05), 0.3, 0.2, 0.0),
+}
+# Median run time (reference GPU, seconds) by job type; log-normal spread around it.
+MEDIAN_S = {"llm-pretrain": 8 * 3600, "llm-finetune": 2 * 3600, "inference": 1200,
+            "vision": 3 * 3600, "science-sim": 4 * 3600}
+SIGMA = 1.3
+MIN_S, MAX_S = 60.0, 14 * DAY
+
+
+def arrival_weights(hours: int) -> np.ndarray:
+    """Relative arrival rate for each hour: a working-day peak and quieter weekends."""
+    hour_of_day = np.arange(hours) % 24
+    day_of_week = (np.arange(hours) // 24) % 7
+    diurnal = 1.0 + 0.6 * np.cos(2 * np.pi * (hour_of_day - 14) / 24)
+    weekly = np.where(day_of_week >= 5, 0.55, 1.0)
+    return diurnal * weekly
+
+
+def synthesize(fleet: Fleet, jobs: int, load: float, seed: int) -> list[Job]:
+    """`jobs` jobs whose demand is `load` times the fleet's capacity over the span."""
+    if jobs <= 0:
+        raise ValueError(f"jobs must be positive, got {jobs}")
+    if not 0 < load <= 5:
+        raise ValueError(f"load must be in (0, 5], got {load}")
+    rng = np.random.default_rng(seed)
+    tenants = list(fleet.tenants) or []
+    names = [t.name for t in tenants] or ["default"]
+    weights = np.array([t.weight for t in tenants] or [1.0])
+    tenant_idx = rng.choice(len(names), size=jobs, p=weights / weights.sum())
+
+    gang = rng.choice(GANG_SIZES, size=jobs, p=GANG_WEIGHTS / GANG_WEIGHTS.sum())
+    type_idx = np.empty(jobs, dtype=np.int64)
+    for t, name in enumerate(names):
+        mask = tenant_idx == t
+        mix = MIXES.get(name, DEFAULT_MIX)
+        p = np.array(mix.job_types)
+        type_idx[mask] = rng.choice(len(JOB_TYPES), size=int(mask.sum()), p=p / p.sum())
+    # Big gangs are training; inference is small.
+    type_idx[gang >= 256] = 0
+    type_idx[(gang > 8) & (type_idx == 2)] = 1
+    medians = np.array([MEDIAN_S[JOB_TYPES[i]] for i in range(len(JOB_TYPES))])[type_idx]
+    size_factor = 1.0 + np.log2(gang) / 6.0
+    duration = np.clip(
+        medians * size_factor * rng.lognormal(0.0, SIGMA, size=jobs), MIN_S, MAX_S
+    ).round()
+
+    u = rng.random((jobs, 5))
+    priority = np.full(jobs, int(PriorityClass.NORMAL))
+    priority[u[:, 0] < 0.25] = int(PriorityClass.LOW)
+    priority[u[:, 0] > 0.95] = int(PriorityClass.HIGH)
+    priority[u[:, 0] > 0.99] = int(PriorityClass.URGENT)
+    flexible = (priority <= int(PriorityClass.NORMAL)) & (u[:, 1] < 0.2)
+    overestimate = 1.2 + 1.8 * u[:, 2]
+    time_limit = np.minimum(np.ceil(duration * overestimate / 900) * 900, MAX_S * 1.5)
+
+    index = EligibilityIndex(fleet)
+    policy_draws = rng.random((jobs, 3))
+    built: list[tuple] = []
+    for i in range(jobs):
+        name = names[tenant_idx[i]]
+        mix = MIXES.get(name, DEFAULT_MIX)
+        r = policy_draws[i]
+        personal = PersonalData.NONE
+        if r[0] < mix.health:
+            personal = PersonalData.HEALTH
+        elif r[0] < mix.health + mix.personal:
+            personal = PersonalData.PERSONAL
+        level = Classification.OFFICIAL
+        if r[1] < mix.secret:
+            level = Classification.SECRET
+        elif r[1] < mix.secret + mix.sensitive or personal is PersonalData.HEALTH:
+            level = Classification.OFFICIAL_SENSITIVE
+        residency = frozenset({"UK"}) if (level > 0 or personal is not PersonalData.NONE
+                                          or r[2] < 0.5) else None
+        policy = DataPolicy(residency, level, personal)
+        gpus = int(gang[i])
+        # People do not ask for more than the largest pool their work may use.
+        largest = index.classify(name, policy, None).max_gang_gpus
+        if largest and gpus > largest:
+            gpus = int(2 ** np.floor(np.log2(largest)))
+        built.append((name, policy, gpus))
+
+    total_gpu_s = float(sum(b[2] * d for b, d in zip(built, duration, strict=True)))
+    span = total_gpu_s / (load * max(fleet.total_gpus, 1))
+    hours = max(int(np.ceil(span / 3600)), 1)
+    per_hour = rng.multinomial(jobs, arrival_weights(hours) / arrival_weights(hours).sum())
+    submit = np.repeat(np.arange(hours) * 3600.0, per_hour) + rng.random(jobs) * 3600.0
+    submit = np.sort(np.minimum(submit, span)).round(1)
+
+    width = len(str(jobs))
+    out: list[Job] = []
+    for i, (name, policy, gpus) in enumerate(built):
+        prio = PriorityClass(int(priority[i]))
+        long_job = duration[i] > 4 * 3600
+        deadline = None
+        if flexible[i]:
+            deadline = float(submit[i] + duration[i] * (2 + 3 * u[i, 3]) + DAY)
+        out.append(
+            Job(
+                job_id=f"j{i:0{width}d}",
+                tenant=name,
+                gpus=gpus,
+                duration_s=float(duration[i]),
+                submit_time=float(submit[i]),
+                time_limit_s=float(time_limit[i]),
+                data_policy=policy,
+                job_type=JOB_TYPES[type_idx[i]],
+                priority=prio,
+                preemptible=prio <= PriorityClass.NORMAL and u[i, 4] < 0.8,
+                checkpoint_interval_s=1800.0 if long_job and u[i, 4] < 0.7 else None,
+                deadline=deadline,
+                flexible=bool(flexible[i]),
+            )
+        )
+    return out
