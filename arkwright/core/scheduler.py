@@ -80,7 +80,10 @@ class Scheduler:
         self._all_mask = (1 << len(fleet.pools)) - 1
         self._dirty_mask = 0  # pools that gained free GPUs since the last pass
         self._new_mask = 0  # pools eligible for jobs that arrived since the last pass
+        self._new_jobs: list[Job] = []
         self._seq = 0
+        self._speed_rows: dict[str, list[float]] = {}
+        self._duration_limits = [p.site.max_job_duration_s for p in fleet.pools]
         self._recompute_nominal()
 
     # ----------------------------------------------------------------- queries
@@ -98,7 +101,15 @@ class Scheduler:
         return state.total_gpus - state.free_gpus
 
     def speed_on(self, job: Job, pool: Pool) -> float:
-        return self.throughput.speed(job.job_type, pool.gpu_model)
+        return self._speeds(job.job_type)[pool.index]
+
+    def _speeds(self, job_type: str) -> list[float]:
+        """This job type's speed on each pool, by pool index (cached per type)."""
+        row = self._speed_rows.get(job_type)
+        if row is None:
+            row = [self.throughput.speed(job_type, p.gpu_model) for p in self.fleet.pools]
+            self._speed_rows[job_type] = row
+        return row
 
     def eligible_pools(self, job: Job) -> tuple[int, ...]:
         return self.eligibility.classes[job.eligibility_class].pools
@@ -128,8 +139,7 @@ class Scheduler:
         self._seq += 1
         job.state = JobState.PENDING
         self.jobs[job.job_id] = job
-        self.queue.add(job)
-        self._new_mask |= cls.pool_mask
+        self._enqueue(job)
         return []
 
     def finish(self, job_id: str, now: float) -> Job:
@@ -162,7 +172,7 @@ class Scheduler:
         if job.state is not JobState.RUNNING:
             raise KeyError(f"job {job_id!r} is not running")
         self._stop(job, now)
-        self.queue.add(job)
+        self._enqueue(job)
         return job
 
     def set_cordoned(self, pool: int, cordoned: bool) -> None:
@@ -178,9 +188,12 @@ class Scheduler:
         """One scheduling pass. `full` reconsiders every queued job (the periodic tick);
         otherwise only jobs that new arrivals or freed GPUs could affect."""
         decisions: list[Decision] = []
-        trigger = self._all_mask if full else (self._dirty_mask | self._new_mask)
+        dirty = self._all_mask if full else self._dirty_mask
+        trigger = dirty | self._new_mask
+        new_jobs = self._new_jobs
         self._dirty_mask = 0
         self._new_mask = 0
+        self._new_jobs = []
         if not self.queue.size or not trigger:
             return decisions
         policy = self.policy
@@ -189,18 +202,30 @@ class Scheduler:
             if state.free_gpus:
                 open_mask |= 1 << i
         open_mask &= ~self.cordoned_mask
-        # Strict FIFO must see every job in order to know what is blocked.
-        consider = self._all_mask if policy.strict else trigger
         attempts_left = self.config.max_preemption_attempts_per_pass if policy.preemption else 0
-        may_preempt = attempts_left > 0 and self._anyone_preemptible()
+        # Reclaim is retried on the periodic tick and tried for new arrivals; a pass
+        # after a finish only hands out the GPUs that were freed.
+        new_set = set(new_jobs) if attempts_left and not full else set()
+        may_preempt = attempts_left > 0 and (full or bool(new_set)) and self._anyone_preemptible()
+        failed_searches: dict[tuple[int, int], int] = {}
         blocked_mask = 0
+        claimed_mask = 0  # pools whose reservation belongs to a job already seen this pass
         classes = self.eligibility.classes
         class_fit: dict[int, int] = {}
-        # Lists whose pools fall outside this mask are dropped as the pass goes on.
-        list_filter = [consider if may_preempt else consider & open_mask]
         requeued: list[Job] = []
+        # Strict FIFO must see every job in order to know what is blocked. Otherwise, when
+        # no GPUs were freed, only the new arrivals can start: the rest did not fit before.
+        list_filter = [self._all_mask if policy.strict else trigger]
+        if not may_preempt:
+            list_filter[0] &= open_mask
+        if dirty or policy.strict:
+            ordered: Iterator[Job] | list[Job] = self._in_order(list_filter)
+        else:
+            ordered = sorted(
+                (j for j in new_jobs if j.state is JobState.PENDING), key=self._order_key
+            )
 
-        for job in self._in_order(list_filter):
+        for job in ordered:
             cls = classes[job.eligibility_class]
             usable = cls.pool_mask & open_mask & ~blocked_mask
             started = False
@@ -225,12 +250,22 @@ class Scheduler:
                 blocked_mask |= cls.pool_mask
                 if blocked_mask & open_mask == open_mask:
                     break
+                list_filter[0] &= ~blocked_mask
                 continue
-            if may_preempt and attempts_left and self._may_preempt_for(job):
+            if (
+                may_preempt
+                and attempts_left
+                and (full or job in new_set)
+                and self._may_preempt_for(job, failed_searches)
+            ):
                 attempts_left -= 1
                 if not attempts_left:
-                    list_filter[0] = consider & open_mask
+                    list_filter[0] &= open_mask
                 preempted = self._preempt_for(job, cls, now, requeued)
+                if not preempted:
+                    failed_searches[(cls.index, job.priority)] = min(
+                        job.gpus, failed_searches.get((cls.index, job.priority), job.gpus)
+                    )
                 if preempted:
                     decisions.extend(preempted)
                     start = self._start(job, preempted[0].pool, now)
@@ -240,12 +275,23 @@ class Scheduler:
                             open_mask |= 1 << i
                     class_fit.clear()
                     continue
-            if policy.backfill and job.job_id not in self.reserved_pool_of:
-                self._reserve(job, cls, now)
+            if policy.backfill:
+                held = self.reserved_pool_of.get(job.job_id)
+                if held is not None:
+                    claimed_mask |= 1 << held
+                elif cls.pool_mask & ~claimed_mask:
+                    pool = self._reserve(job, cls, claimed_mask, now)
+                    if pool is not None:
+                        claimed_mask |= 1 << pool
         # Victims rejoin the queue only now, so the pass's list cursors stay valid.
         for victim in requeued:
-            self.queue.add(victim)
+            self._enqueue(victim)
         return decisions
+
+    def _enqueue(self, job: Job) -> None:
+        self.queue.add(job)
+        self._new_jobs.append(job)
+        self._new_mask |= self.eligibility.classes[job.eligibility_class].pool_mask
 
     def _in_order(self, list_filter: list[int]) -> Iterator[Job]:
         """Queued jobs in policy order, skipping whole lists whose pools aren't considered.
@@ -314,6 +360,9 @@ class Scheduler:
         best_pool: int | None = None
         pools = self.fleet.pools
         hetero = self.policy.hetero
+        speeds = self._speeds(job.job_type)
+        limits = self._duration_limits
+        reservations = self.reservations
         for i in cls.pools:
             if not usable >> i & 1:
                 continue
@@ -321,11 +370,11 @@ class Scheduler:
             if not state.fits(job.gpus):
                 continue
             pool = pools[i]
-            speed = self.speed_on(job, pool)
-            limit = pool.site.max_job_duration_s
+            speed = speeds[i]
+            limit = limits[i]
             if limit is not None and job.requested_s / speed > limit:
                 continue
-            reservation = self.reservations.get(i)
+            reservation = reservations.get(i) if reservations else None
             if (
                 reservation is not None
                 and reservation.holder is not job
@@ -450,12 +499,14 @@ class Scheduler:
         if pool_index is not None:
             del self.reservations[pool_index]
 
-    def _reserve(self, job: Job, cls: EligibilityClass, now: float) -> None:
+    def _reserve(
+        self, job: Job, cls: EligibilityClass, claimed_mask: int, now: float
+    ) -> int | None:
         """Give a blocked job the earliest reservation among pools it may claim."""
         best: Reservation | None = None
         key = self._order_key(job)
         for i in cls.pools:
-            if self.cordoned_mask >> i & 1:
+            if (claimed_mask | self.cordoned_mask) >> i & 1:
                 continue
             pool = self.fleet.pools[i]
             if pool.allocated_gpus(job.gpus) > pool.gpus:
@@ -467,12 +518,13 @@ class Scheduler:
             if best is None or candidate.shadow_time < best.shadow_time:
                 best = candidate
         if best is None:
-            return
+            return None
         displaced = self.reservations.get(best.pool)
         if displaced is not None:
             self.reserved_pool_of.pop(displaced.holder.job_id, None)
         self.reservations[best.pool] = best
         self.reserved_pool_of[job.job_id] = best.pool
+        return best.pool
 
     def _refresh(self, reservation: Reservation, now: float) -> None:
         fresh = self._plan_reservation(reservation.holder, reservation.pool, now)
@@ -530,9 +582,18 @@ class Scheduler:
         use = self.usage_gpus.get(job.tenant, 0)
         return use + job.gpus <= self.nominal_gpus[job.tenant]
 
-    def _may_preempt_for(self, job: Job) -> bool:
-        lower = any(self.preemptible_running_by_priority[: job.priority])
-        return lower or self._entitled(job)
+    def _may_preempt_for(self, job: Job, failed: dict[tuple[int, int], int]) -> bool:
+        smallest_failure = failed.get((job.eligibility_class, job.priority))
+        if smallest_failure is not None and job.gpus >= smallest_failure:
+            return False  # a search for no more GPUs of this class already came up empty
+        if any(self.preemptible_running_by_priority[: job.priority]):
+            return True
+        if not self._entitled(job):
+            return False
+        nominal = self.nominal_gpus
+        return any(
+            use > nominal[name] for name, use in self.usage_gpus.items() if name != job.tenant
+        )
 
     def _is_victim(self, victim: Job, job: Job, entitled: bool) -> bool:
         if not victim.preemptible:
@@ -636,7 +697,6 @@ class Scheduler:
         job.work_done_s = min(job.work_done_s + saved, job.duration_s)
         job.state = JobState.PENDING
         job.pool_index = -1
-        self._new_mask |= self.eligibility.classes[job.eligibility_class].pool_mask
         return done - saved
 
     # ------------------------------------------------------------------- carbon
