@@ -58,8 +58,9 @@ class PolicySpec:
         if len(set(parts)) != len(parts):
             raise UnknownPolicy(f"policy {text!r} names a part twice")
         if "fifo" in parts and ("fairshare" in parts or "backfill" in parts):
-            raise UnknownPolicy(f"{text!r}: fifo is strict ordering; it cannot compose with "
-                                "fairshare or backfill")
+            raise UnknownPolicy(
+                f"{text!r}: fifo is strict ordering; it cannot compose with fairshare or backfill"
+            )
         return cls(
             name="+".join(parts),
             fairshare="fairshare" in parts,

@@ -47,8 +47,15 @@ class PersonalData(StrEnum):
         if text is True:
             return cls.PERSONAL
         key = str(text).strip().lower()
-        aliases = {"": "none", "no": "none", "false": "none", "0": "none",
-                   "yes": "personal", "true": "personal", "1": "personal"}
+        aliases = {
+            "": "none",
+            "no": "none",
+            "false": "none",
+            "0": "none",
+            "yes": "personal",
+            "true": "personal",
+            "1": "personal",
+        }
         key = aliases.get(key, key)
         try:
             return cls(key)
@@ -96,7 +103,6 @@ class DataPolicy:
         ):
             return False
         order = list(PersonalData)
-        return (
-            self.classification >= other.classification
-            and order.index(self.personal_data) >= order.index(other.personal_data)
-        )
+        return self.classification >= other.classification and order.index(
+            self.personal_data
+        ) >= order.index(other.personal_data)

@@ -326,10 +326,7 @@ class Scheduler:
                     continue
             yield job
             # A started job has left its list, so the same index now holds the next one.
-            if job.state is not JobState.PENDING:
-                nxt = i
-            else:
-                nxt = i + 1
+            nxt = i if job.state is not JobState.PENDING else i + 1
             if nxt < len(jobs):
                 head = jobs[nxt]
                 share = usage.get(head.tenant, 0) / weights[head.tenant] if fairshare else 0.0
@@ -352,9 +349,7 @@ class Scheduler:
             return None
         return self._start(job, pool_index, now)
 
-    def _choose_pool(
-        self, job: Job, cls: EligibilityClass, usable: int, now: float
-    ) -> int | None:
+    def _choose_pool(self, job: Job, cls: EligibilityClass, usable: int, now: float) -> int | None:
         """The eligible pool to start on now, or None. Eligibility is re-checked here."""
         best: tuple | None = None
         best_pool: int | None = None

@@ -239,8 +239,10 @@ def _build(spec: FleetFile, source: str) -> Fleet:
     )
     assumptions = tuple(spec.assumptions)
     if spec.indicative:
-        assumptions = ("Indicative: figures beyond public announcements are assumptions.",
-                       *assumptions)
+        assumptions = (
+            "Indicative: figures beyond public announcements are assumptions.",
+            *assumptions,
+        )
     return Fleet(spec.name, spec.description, tuple(sites), tuple(pools), tenants, assumptions)
 
 

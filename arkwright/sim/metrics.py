@@ -102,8 +102,13 @@ class Recorder:
 
     def rejected_job(self, job: Job, reason: str) -> None:
         self.rejected += 1
-        # Keep the reason's kind, not each job's numbers, so the counter stays small.
-        self.rejections[reason.split(":")[0] if "no eligible" in reason else reason[:60]] += 1
+        # Eligibility reasons are per job class, so few; size reasons carry each job's
+        # numbers, so they are counted under one heading.
+        if reason.startswith("asks for") and "GPUs" in reason:
+            reason = "asks for more GPUs than the largest eligible pool has"
+        elif reason.startswith("asks for"):
+            reason = "asks for a longer run than any eligible site allows"
+        self.rejections[reason] += 1
 
     def started(self, job: Job, pool: Pool, eligible: bool) -> None:
         self.busy_now[pool.index] += job.allocated_gpus
@@ -140,8 +145,9 @@ class Recorder:
         self.jcts.append(jct)
         self.slowdowns.append(jct / run_time)
 
-    def preempted(self, job: Job, pool: Pool, gpus: int, ran_from: float, at: float,
-                  lost_s: float) -> None:
+    def preempted(
+        self, job: Job, pool: Pool, gpus: int, ran_from: float, at: float, lost_s: float
+    ) -> None:
         cost = self.run_segment(pool, gpus, ran_from, at)
         tally = self._tenant(job.tenant)
         tally.gpu_s += gpus * (at - ran_from)
@@ -149,20 +155,27 @@ class Recorder:
         self.preemptions += 1
         self.work_lost_gpu_s += lost_s / max(job.speed, 1e-9) * gpus
 
-    def summary(self, *, unfinished: int, wall_time_s: float, events: int,
-                policy: str, trace: str) -> dict:
+    def summary(
+        self, *, unfinished: int, wall_time_s: float, events: int, policy: str, trace: str
+    ) -> dict:
         fleet = self.fleet
         start = 0.0 if self.first_submit == float("inf") else self.first_submit
         span = max(self.last_event - start, 1e-9)
         capacity = np.array([p.gpus for p in fleet.pools], dtype=float) * span
         idle_gpu_s = np.maximum(capacity - self.busy_gpu_s, 0.0)
-        idle_kwh = np.array([
-            idle_gpu_s[p.index] * p.watts_per_gpu * IDLE_POWER_FRACTION * p.site.pue
-            / 3_600_000.0 for p in fleet.pools
-        ])
-        idle_carbon = np.array([
-            idle_kwh[p.index] * self.clocks[p.site.name].mean() for p in fleet.pools
-        ])
+        idle_kwh = np.array(
+            [
+                idle_gpu_s[p.index]
+                * p.watts_per_gpu
+                * IDLE_POWER_FRACTION
+                * p.site.pue
+                / 3_600_000.0
+                for p in fleet.pools
+            ]
+        )
+        idle_carbon = np.array(
+            [idle_kwh[p.index] * self.clocks[p.site.name].mean() for p in fleet.pools]
+        )
         waits = np.array(self.waits) if self.waits else np.zeros(1)
         jcts = np.array(self.jcts) if self.jcts else np.zeros(1)
         slow = np.array(self.slowdowns) if self.slowdowns else np.zeros(1)
@@ -198,18 +211,24 @@ class Recorder:
                 "utilization": float(self.busy_gpu_s[p.index] / capacity[p.index]),
                 "gpu_hours": float(self.busy_gpu_s[p.index] / 3600.0),
                 "energy_mwh": float((self.energy_kwh[p.index] + idle_kwh[p.index]) / 1000.0),
-                "carbon_tco2e": float(
-                    (self.carbon_g[p.index] + idle_carbon[p.index]) / 1e6
-                ),
+                "carbon_tco2e": float((self.carbon_g[p.index] + idle_carbon[p.index]) / 1e6),
                 "cost_gbp": float(self.cost_gbp[p.index]),
             }
             for p in fleet.pools
         }
         by_site: dict[str, dict] = {}
         for p in fleet.pools:
-            site = by_site.setdefault(p.site.name, {"region": p.site.region, "gpus": 0,
-                                                    "gpu_hours": 0.0, "energy_mwh": 0.0,
-                                                    "carbon_tco2e": 0.0, "cost_gbp": 0.0})
+            site = by_site.setdefault(
+                p.site.name,
+                {
+                    "region": p.site.region,
+                    "gpus": 0,
+                    "gpu_hours": 0.0,
+                    "energy_mwh": 0.0,
+                    "carbon_tco2e": 0.0,
+                    "cost_gbp": 0.0,
+                },
+            )
             row = by_pool[p.name]
             site["gpus"] += p.gpus
             for k in ("gpu_hours", "energy_mwh", "carbon_tco2e", "cost_gbp"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from arkwright.core.decisions import Preempt, Reject, Start
+from arkwright.core.decisions import Decision, Preempt, Reject, Start
 from arkwright.core.eligibility import is_eligible
 from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job
@@ -25,6 +25,7 @@ from arkwright.core.throughput import ThroughputTable
 from arkwright.sim.metrics import Recorder
 
 ProgressFn = Callable[[int, int], None]
+ObserverFn = Callable[[Decision, Scheduler], None]
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Simulator:
     horizon_s: float | None = None  # stop the clock here; later work counts as unfinished
     audit: bool = False  # check the core's invariants after every instant (tests)
     progress: ProgressFn | None = None
+    observer: ObserverFn | None = None  # sees every decision as it is carried out (tests)
 
     def run(self, jobs: list[Job], trace_name: str = "") -> SimulationResult:
         wall_start = time.perf_counter()
@@ -89,6 +91,8 @@ class Simulator:
                 for decision in scheduler.submit(job, now):
                     if isinstance(decision, Reject):
                         recorder.rejected_job(decision.job, decision.reason)
+                    if self.observer:
+                        self.observer(decision, scheduler)
                 if self.progress and next_job % report_every == 0:
                     self.progress(next_job, total)
             full = now >= next_tick
@@ -97,18 +101,26 @@ class Simulator:
             decisions = scheduler.schedule(now, full=full)
             for decision in decisions:
                 job = decision.job
+                if self.observer:
+                    self.observer(decision, scheduler)
                 if isinstance(decision, Start):
                     pool = pools[decision.pool]
                     eligible = is_eligible(
                         pool, fleet.tenant(job.tenant), job.data_policy, job.gpu_types
                     )
-                    recorder.started(job, pool, eligible and job.submit_time <= now)
+                    recorder.started(job, pool, eligible)
                     run_left = min(job.remaining_s, max(job.requested_s - job.work_done_s, 0.0))
                     end = now + run_left / job.speed
                     heapq.heappush(finishes, (end, job.seq, job.attempts, job))
                 elif isinstance(decision, Preempt):
-                    recorder.preempted(job, pools[decision.pool], decision.gpus,
-                                       decision.ran_from, now, decision.work_lost_s)
+                    recorder.preempted(
+                        job,
+                        pools[decision.pool],
+                        decision.gpus,
+                        decision.ran_from,
+                        now,
+                        decision.work_lost_s,
+                    )
             if self.audit:
                 scheduler.check_invariants()
             if scheduler.pending:
@@ -131,8 +143,9 @@ class Simulator:
         if unfinished and math.isfinite(stop):
             for pool_index, running in enumerate(scheduler.running_by_end):
                 for job in running:  # account the work done up to the horizon
-                    recorder.run_segment(pools[pool_index], job.allocated_gpus,
-                                         job.started_at, stop)
+                    recorder.run_segment(
+                        pools[pool_index], job.allocated_gpus, job.started_at, stop
+                    )
         summary = recorder.summary(
             unfinished=unfinished,
             wall_time_s=time.perf_counter() - wall_start,

@@ -44,8 +44,13 @@ MIXES: dict[str, ProgrammeMix] = {
     "industry": ProgrammeMix((0.2, 0.35, 0.3, 0.1, 0.05), 0.3, 0.2, 0.0),
 }
 # Median run time (reference GPU, seconds) by job type; log-normal spread around it.
-MEDIAN_S = {"llm-pretrain": 8 * 3600, "llm-finetune": 2 * 3600, "inference": 1200,
-            "vision": 3 * 3600, "science-sim": 4 * 3600}
+MEDIAN_S = {
+    "llm-pretrain": 8 * 3600,
+    "llm-finetune": 2 * 3600,
+    "inference": 1200,
+    "vision": 3 * 3600,
+    "science-sim": 4 * 3600,
+}
 SIGMA = 1.3
 MIN_S, MAX_S = 60.0, 14 * DAY
 
@@ -113,8 +118,11 @@ def synthesize(fleet: Fleet, jobs: int, load: float, seed: int) -> list[Job]:
             level = Classification.SECRET
         elif r[1] < mix.secret + mix.sensitive or personal is PersonalData.HEALTH:
             level = Classification.OFFICIAL_SENSITIVE
-        residency = frozenset({"UK"}) if (level > 0 or personal is not PersonalData.NONE
-                                          or r[2] < 0.5) else None
+        residency = (
+            frozenset({"UK"})
+            if (level > 0 or personal is not PersonalData.NONE or r[2] < 0.5)
+            else None
+        )
         policy = DataPolicy(residency, level, personal)
         gpus = int(gang[i])
         # People do not ask for more than the largest pool their work may use.

@@ -19,8 +19,18 @@ from arkwright.core.policy_data import DataPolicy
 
 REQUIRED = ("job_id", "submit_time", "gpus", "duration")
 OPTIONAL = (
-    "gpu_type", "tenant", "job_type", "classification", "residency", "personal_data",
-    "priority", "preemptible", "deadline", "time_limit", "checkpoint_interval", "flexible",
+    "gpu_type",
+    "tenant",
+    "job_type",
+    "classification",
+    "residency",
+    "personal_data",
+    "priority",
+    "preemptible",
+    "deadline",
+    "time_limit",
+    "checkpoint_interval",
+    "flexible",
 )
 COLUMNS = REQUIRED + OPTIONAL
 
@@ -213,11 +223,21 @@ def _cell(value: object) -> str:
 def job_row(job: Job) -> list[str]:
     policy = job.data_policy
     return [
-        job.job_id, _cell(job.submit_time), str(job.gpus), _cell(job.duration_s),
-        _cell(job.gpu_types), job.tenant, job.job_type, policy.classification.label,
-        _cell(policy.residency) or "any", policy.personal_data.value,
-        job.priority.name.lower(), "true" if job.preemptible else "false",
-        _cell(job.deadline), _cell(job.time_limit_s), _cell(job.checkpoint_interval_s),
+        job.job_id,
+        _cell(job.submit_time),
+        str(job.gpus),
+        _cell(job.duration_s),
+        _cell(job.gpu_types),
+        job.tenant,
+        job.job_type,
+        policy.classification.label,
+        _cell(policy.residency) or "any",
+        policy.personal_data.value,
+        job.priority.name.lower(),
+        "true" if job.preemptible else "false",
+        _cell(job.deadline),
+        _cell(job.time_limit_s),
+        _cell(job.checkpoint_interval_s),
         "true" if job.flexible else "false",
     ]
 

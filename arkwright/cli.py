@@ -1,0 +1,314 @@
+"""The `arkwright` command: fleets, traces and the digital twin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
+
+from arkwright.core.fleet import Fleet
+from arkwright.core.policy import PolicySpec, UnknownPolicy
+from arkwright.fleets import FleetFileError, load_fleet, preset_names
+
+app = typer.Typer(
+    help="Arkwright: one scheduler for a nation's AI factories.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+fleet_app = typer.Typer(help="Inspect fleet presets and files.", no_args_is_help=True)
+trace_app = typer.Typer(help="Make and check job traces.", no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+app.add_typer(trace_app, name="trace")
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _fleet(name: str) -> Fleet:
+    try:
+        return load_fleet(name)
+    except FleetFileError as exc:
+        raise fail(str(exc)) from None
+
+
+def _policy(name: str) -> PolicySpec:
+    try:
+        return PolicySpec.parse(name)
+    except UnknownPolicy as exc:
+        raise fail(str(exc)) from None
+
+
+# ------------------------------------------------------------------------- fleet
+
+
+@fleet_app.command("list")
+def fleet_list() -> None:
+    """The fleet presets shipped with Arkwright."""
+    table = Table("preset", "sites", "pools", "GPUs", "description")
+    for name in preset_names():
+        fleet = load_fleet(name)
+        table.add_row(
+            name,
+            str(len(fleet.sites)),
+            str(len(fleet.pools)),
+            f"{fleet.total_gpus:,}",
+            fleet.description,
+        )
+    console.print(table)
+
+
+@fleet_app.command("show")
+def fleet_show(name: str = typer.Argument(..., help="A preset name or a fleet TOML file.")) -> None:
+    """Print a fleet's sites and pools as a table."""
+    fleet = _fleet(name)
+    sites = Table(
+        Column("site", no_wrap=True),
+        "region",
+        "juris.",
+        "operator",
+        "accreditations",
+        Column("gCO2/kWh", justify="right"),
+        Column("PUE", justify="right"),
+        title=f"{fleet.name}: {fleet.description}",
+    )
+    for site in fleet.sites:
+        sites.add_row(
+            site.name,
+            site.region,
+            site.jurisdiction,
+            site.operator,
+            ", ".join(sorted(site.accreditations)),
+            f"{site.carbon_g_per_kwh:g}",
+            f"{site.pue:g}",
+        )
+    console.print(sites)
+    pools = Table(
+        Column("pool", no_wrap=True),
+        "GPU",
+        Column("nodes × GPUs", justify="right"),
+        Column("GPUs", justify="right"),
+        Column("£/GPU-h", justify="right"),
+        Column("W/GPU", justify="right"),
+        "interconnect",
+        title="Pools",
+    )
+    for pool in fleet.pools:
+        pools.add_row(
+            pool.name,
+            pool.gpu_model,
+            f"{pool.nodes:,} × {pool.gpus_per_node}",
+            f"{pool.gpus:,}",
+            f"{pool.price_gbp_per_gpu_hour:.2f}",
+            f"{pool.watts_per_gpu:g}",
+            pool.interconnect,
+        )
+    pools.add_section()
+    pools.add_row("total", "", "", f"{fleet.total_gpus:,}", "", "", "")
+    console.print(pools)
+    if fleet.tenants:
+        tenants = Table("programme", "weight", "description", title="Programmes")
+        for tenant in fleet.tenants:
+            tenants.add_row(tenant.name, f"{tenant.weight:g}", tenant.description)
+        console.print(tenants)
+    for line in fleet.assumptions:
+        console.print(f"[dim]• {line}[/]", highlight=False)
+
+
+# ------------------------------------------------------------------------- trace
+
+
+@trace_app.command("synth")
+def trace_synth(
+    fleet_name: str = typer.Option("uk-2026", "--fleet", help="Preset or fleet file."),
+    jobs: int = typer.Option(100_000, help="How many jobs."),
+    load: float = typer.Option(0.8, help="Offered load: demand / fleet capacity over the span."),
+    seed: int = typer.Option(1, help="Random seed; the same seed gives the same trace."),
+    out: Path = typer.Option(..., help="Where to write the CSV trace."),
+) -> None:
+    """Generate realistic synthetic demand for a fleet."""
+    from arkwright.sim.synth import synthesize
+    from arkwright.sim.trace import write_trace
+
+    fleet = _fleet(fleet_name)
+    try:
+        generated = synthesize(fleet, jobs, load, seed)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    rows = write_trace(out, generated)
+    span_days = (generated[-1].submit_time - generated[0].submit_time) / 86400
+    console.print(
+        f"wrote {rows:,} jobs over {span_days:.1f} days to {out} "
+        f"(fleet {fleet.name}, load {load:g}, seed {seed})"
+    )
+
+
+@trace_app.command("check")
+def trace_check(path: Path, skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows")) -> None:
+    """Validate a trace file and describe it."""
+    from arkwright.sim.trace import TraceError, read_trace
+
+    try:
+        trace = read_trace(path, skip_bad_rows=skip_bad_rows)
+    except TraceError as exc:
+        raise fail(str(exc)) from None
+    gpu_hours = sum(j.gpus * j.duration_s for j in trace.jobs) / 3600
+    console.print(
+        f"{path}: {len(trace.jobs):,} good rows, {len(trace.skipped)} skipped, "
+        f"{gpu_hours:,.0f} reference GPU-hours"
+    )
+
+
+# ---------------------------------------------------------------------- simulate
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:,.1f}h"
+
+
+def _compact(value: float) -> str:
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:.0f}"
+
+
+def print_summary(summary: dict) -> None:
+    table = Table(title=f"{summary['policy']} on {summary['fleet']}", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        (
+            "jobs submitted / completed",
+            f"{summary['jobs_submitted']:,} / {summary['jobs_completed']:,}",
+        ),
+        (
+            "jobs rejected / unfinished",
+            f"{summary['jobs_rejected']:,} / {summary['jobs_unfinished']:,}",
+        ),
+        ("GPU utilisation", f"{summary['gpu_utilization']:.1%}"),
+        ("wait mean / p95", f"{_hours(summary['mean_wait_s'])} / {_hours(summary['p95_wait_s'])}"),
+        (
+            "JCT mean / p50 / p99",
+            f"{_hours(summary['mean_jct_s'])} / "
+            f"{_hours(summary['p50_jct_s'])} / "
+            f"{_hours(summary['p99_jct_s'])}",
+        ),
+        ("mean slowdown", f"{summary['mean_slowdown']:.2f}"),
+        (
+            "preemptions (work lost)",
+            f"{summary['preemptions']:,} ({summary['work_lost_gpu_hours']:,.0f} GPU-h)",
+        ),
+        ("energy", f"{summary['energy_mwh']:,.0f} MWh"),
+        ("carbon", f"{summary['carbon_tco2e']:,.0f} tCO2e"),
+        ("cost", f"£{summary['cost_gbp']:,.0f}"),
+        ("eligibility violations", str(summary["eligibility_violations"])),
+        ("simulated span", f"{summary['makespan_s'] / 86400:,.1f} days"),
+        ("wall time (events)", f"{summary['wall_time_s']:.1f} s ({summary['events']:,})"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    tenants = Table(
+        Column("programme", no_wrap=True),
+        Column("jobs", justify="right"),
+        Column("share % entitled/demand/got", justify="right"),
+        Column("wait mean/p95", justify="right"),
+        Column("GPU-h", justify="right"),
+        Column("£", justify="right"),
+        title="Fair share by programme",
+    )
+    for name, row in summary["by_tenant"].items():
+        shares = "/".join(
+            f"{row[k] * 100:.1f}" for k in ("entitled_share", "demand_share", "attained_share")
+        )
+        waits = f"{_hours(row['mean_wait_s'])}/{_hours(row['p95_wait_s'])}"
+        tenants.add_row(
+            name,
+            _compact(row["jobs"]),
+            shares,
+            waits,
+            _compact(row["gpu_hours"]),
+            _compact(row["cost_gbp"]),
+        )
+    console.print(tenants)
+    for reason, count in summary.get("rejection_reasons", {}).items():
+        console.print(f"[yellow]rejected {count}×:[/] {reason}", highlight=False)
+
+
+@app.command()
+def simulate(
+    trace_path: Path = typer.Option(..., "--trace", help="CSV trace (see design.md)."),
+    fleet_name: str = typer.Option("uk-2026", "--fleet", help="Preset or fleet file."),
+    policy_name: str = typer.Option(
+        "fairshare", "--policy", help="fifo, backfill, fairshare, hetero, carbon; join with +"
+    ),
+    out: Path = typer.Option(Path("out/sim"), help="Directory for summary.json and timeline."),
+    skip_bad_rows: bool = typer.Option(
+        False, "--skip-bad-rows", help="Report bad trace rows and go on without them."
+    ),
+    tick: float = typer.Option(300.0, help="Seconds between full scheduling passes."),
+    horizon: float | None = typer.Option(None, help="Stop the clock at this many seconds."),
+) -> None:
+    """Replay a trace on a fleet under a policy (the digital twin)."""
+    from arkwright.sim.simulator import Simulator
+    from arkwright.sim.trace import TraceError, read_trace
+
+    fleet = _fleet(fleet_name)
+    policy = _policy(policy_name)
+    try:
+        trace = read_trace(trace_path, skip_bad_rows=skip_bad_rows)
+    except TraceError as exc:
+        raise fail(f"{exc}\n(use --skip-bad-rows to run without them)") from None
+    for problem in trace.skipped[:10]:
+        errors.print(f"[yellow]skipped[/] {trace_path}:{problem}", highlight=False)
+    with _progress() as progress:
+        task = progress.add_task("simulating", total=len(trace.jobs))
+        simulator = Simulator(
+            fleet,
+            policy,
+            tick_s=tick,
+            horizon_s=horizon,
+            progress=lambda done, total: progress.update(task, completed=done),
+        )
+        result = simulator.run(trace.jobs, trace_name=str(trace_path))
+    result.summary["bad_rows_skipped"] = len(trace.skipped)
+    write_outputs(out, result)
+    print_summary(result.summary)
+    console.print(f"wrote {out / 'summary.json'} and {out / 'utilization_hourly.csv'}")
+
+
+def write_outputs(out: Path, result) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    pools = list(result.summary["by_pool"])
+    lines = ["hour," + ",".join(pools)]
+    for hour, row in enumerate(result.timeline):
+        lines.append(f"{hour}," + ",".join(f"{v:g}" for v in row))
+    (out / "utilization_hourly.csv").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:  # pragma: no cover - console script entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from arkwright.core.fleet import Fleet
+from arkwright.core.job import Job, PriorityClass
+from arkwright.core.policy_data import DataPolicy
+from arkwright.fleets import load_fleet
+from arkwright.fleets.loader import parse_fleet
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Fleet:
+    return load_fleet("tiny")
+
+
+def one_pool_fleet(nodes: int = 2, gpus_per_node: int = 8, tenants=(("a", 1.0), ("b", 1.0))):
+    """A single UK pool: the smallest fleet that shows queueing."""
+    return parse_fleet(
+        {
+            "name": "one",
+            "tenants": [{"name": n, "weight": w} for n, w in tenants],
+            "sites": [
+                {
+                    "name": "s",
+                    "region": "uk",
+                    "jurisdiction": "UK",
+                    "operator": "o",
+                    "accreditations": ["OFFICIAL"],
+                    "carbon_g_per_kwh": 100,
+                    "pue": 1.0,
+                    "pools": [
+                        {
+                            "name": "p",
+                            "gpu": "H100",
+                            "gpus_per_node": gpus_per_node,
+                            "nodes": nodes,
+                            "price_gbp_per_gpu_hour": 1.0,
+                            "watts_per_gpu": 1000,
+                        }
+                    ],
+                }
+            ],
+        },
+        "test",
+    )
+
+
+def make_job(
+    job_id: str,
+    gpus: int = 1,
+    duration: float = 100.0,
+    submit: float = 0.0,
+    tenant: str = "a",
+    **extra,
+) -> Job:
+    extra.setdefault("data_policy", DataPolicy())
+    extra.setdefault("priority", PriorityClass.NORMAL)
+    return Job(
+        job_id=job_id, tenant=tenant, gpus=gpus, duration_s=duration, submit_time=submit, **extra
+    )
