@@ -65,6 +65,7 @@ class Job:
     seq: int = -1
     state: JobState = JobState.PENDING
     eligibility_class: int = -1
+    pool_mask: int = 0  # eligible pools whose site time limit admits this job's request
     work_done_s: float = 0.0  # reference-GPU seconds saved by checkpoints / completed
     pool_index: int = -1
     allocation: tuple[tuple[int, int], ...] = ()  # (node, gpus) pairs in the pool

@@ -84,6 +84,9 @@ class Scheduler:
         self._seq = 0
         self._speed_rows: dict[str, list[float]] = {}
         self._duration_limits = [p.site.max_job_duration_s for p in fleet.pools]
+        self._limited_mask = sum(
+            1 << i for i, limit in enumerate(self._duration_limits) if limit is not None
+        )
         self._recompute_nominal()
 
     # ----------------------------------------------------------------- queries
@@ -128,6 +131,7 @@ class Scheduler:
             )
         cls = self.eligibility.classify(job.tenant, job.data_policy, job.gpu_types)
         job.eligibility_class = cls.index
+        job.pool_mask = self._usable_mask(job, cls)
         reason = self._never_fits_reason(job, cls)
         if reason is not None:
             job.state = JobState.REJECTED
@@ -227,13 +231,13 @@ class Scheduler:
 
         for job in ordered:
             cls = classes[job.eligibility_class]
-            usable = cls.pool_mask & open_mask & ~blocked_mask
+            usable = job.pool_mask & open_mask & ~blocked_mask
             started = False
             if usable:
-                fit = class_fit.get(cls.index)
+                fit = class_fit.get(usable)
                 if fit is None:
-                    fit = self._class_max_fit(cls, usable)
-                    class_fit[cls.index] = fit
+                    fit = self._max_fit(cls, usable)
+                    class_fit[usable] = fit
                 if job.gpus <= fit and not (
                     policy.carbon and job.flexible and self._defer_for_carbon(job, cls, now)
                 ):
@@ -279,7 +283,7 @@ class Scheduler:
                 held = self.reserved_pool_of.get(job.job_id)
                 if held is not None:
                     claimed_mask |= 1 << held
-                elif cls.pool_mask & ~claimed_mask:
+                elif job.pool_mask & ~claimed_mask:
                     pool = self._reserve(job, cls, claimed_mask, now)
                     if pool is not None:
                         claimed_mask |= 1 << pool
@@ -336,7 +340,7 @@ class Scheduler:
 
     # --------------------------------------------------------------- placement
 
-    def _class_max_fit(self, cls: EligibilityClass, usable: int) -> int:
+    def _max_fit(self, cls: EligibilityClass, usable: int) -> int:
         best = 0
         for i in cls.pools:
             if usable >> i & 1:
@@ -356,7 +360,6 @@ class Scheduler:
         pools = self.fleet.pools
         hetero = self.policy.hetero
         speeds = self._speeds(job.job_type)
-        limits = self._duration_limits
         reservations = self.reservations
         for i in cls.pools:
             if not usable >> i & 1:
@@ -366,9 +369,6 @@ class Scheduler:
                 continue
             pool = pools[i]
             speed = speeds[i]
-            limit = limits[i]
-            if limit is not None and job.requested_s / speed > limit:
-                continue
             reservation = reservations.get(i) if reservations else None
             if (
                 reservation is not None
@@ -450,13 +450,21 @@ class Scheduler:
                 f"asks for {job.gpus} GPUs; the largest eligible pool ({largest.name}) "
                 f"has {largest.gpus}"
             )
-        limits = [p.site.max_job_duration_s for p in pools]
-        if all(
-            lim is not None and job.requested_s / self.speed_on(job, p) > lim
-            for p, lim in zip(pools, limits, strict=True)
-        ):
+        if not job.pool_mask:
             return f"asks for {job.requested_s:.0f} s; every eligible site's limit is shorter"
         return None
+
+    def _usable_mask(self, job: Job, cls: EligibilityClass) -> int:
+        """The class's pools less those whose site wall-time limit is below the request."""
+        mask = cls.pool_mask
+        if not self._limited_mask & mask:
+            return mask
+        speeds = self._speeds(job.job_type)
+        for i in cls.pools:
+            limit = self._duration_limits[i]
+            if limit is not None and job.requested_s / speeds[i] > limit:
+                mask &= ~(1 << i)
+        return mask
 
     # ------------------------------------------------------------------ backfill
 
@@ -501,7 +509,7 @@ class Scheduler:
         best: Reservation | None = None
         key = self._order_key(job)
         for i in cls.pools:
-            if (claimed_mask | self.cordoned_mask) >> i & 1:
+            if (claimed_mask | self.cordoned_mask) >> i & 1 or not job.pool_mask >> i & 1:
                 continue
             pool = self.fleet.pools[i]
             if pool.allocated_gpus(job.gpus) > pool.gpus:
@@ -617,8 +625,7 @@ class Scheduler:
             pool = self.fleet.pools[i]
             if pool.allocated_gpus(job.gpus) > pool.gpus:
                 continue
-            limit = pool.site.max_job_duration_s
-            if limit is not None and job.requested_s / self.speed_on(job, pool) > limit:
+            if not job.pool_mask >> i & 1:
                 continue
             held = self.reservations.get(i)
             if held is not None and held.holder is not job and self._order_key(held.holder) < key:
