@@ -132,14 +132,20 @@ def trace_synth(
     load: float = typer.Option(0.8, help="Offered load: demand / fleet capacity over the span."),
     seed: int = typer.Option(1, help="Random seed; the same seed gives the same trace."),
     out: Path = typer.Option(..., help="Where to write the CSV trace."),
+    throughput: Path | None = typer.Option(None, help="TOML overriding throughput cells."),
+    flat: bool = typer.Option(False, help="Count every GPU as a reference GPU for load."),
 ) -> None:
-    """Generate realistic synthetic demand for a fleet."""
+    """Generate realistic synthetic demand for a fleet.
+
+    Load is measured against what the fleet's GPUs deliver for the generated mix of job
+    types (the throughput table), so 0.8 means the fleet would be 80% busy."""
     from arkwright.sim.synth import synthesize
     from arkwright.sim.trace import write_trace
 
     fleet = _fleet(fleet_name)
+    table = None if flat else _table(fleet, throughput)
     try:
-        generated = synthesize(fleet, jobs, load, seed)
+        generated = synthesize(fleet, jobs, load, seed, table)
     except ValueError as exc:
         raise fail(str(exc)) from None
     rows = write_trace(out, generated)
@@ -267,24 +273,25 @@ def simulate(
     ),
     tick: float = typer.Option(300.0, help="Seconds between full scheduling passes."),
     horizon: float | None = typer.Option(None, help="Stop the clock at this many seconds."),
+    throughput: Path | None = typer.Option(None, help="TOML overriding throughput cells."),
+    budget: list[str] = typer.Option([], help="PROGRAMME=AMOUNT[gpuh|gbp]; repeatable."),
+    over_budget: str = typer.Option("hold", help="hold or reject over-budget jobs."),
 ) -> None:
     """Replay a trace on a fleet under a policy (the digital twin)."""
     from arkwright.sim.simulator import Simulator
-    from arkwright.sim.trace import TraceError, read_trace
 
     fleet = _fleet(fleet_name)
     policy = _policy(policy_name)
-    try:
-        trace = read_trace(trace_path, skip_bad_rows=skip_bad_rows)
-    except TraceError as exc:
-        raise fail(f"{exc}\n(use --skip-bad-rows to run without them)") from None
-    for problem in trace.skipped[:10]:
-        errors.print(f"[yellow]skipped[/] {trace_path}:{problem}", highlight=False)
+    table = _table(fleet, throughput)
+    config = _config(budget, over_budget)
+    trace = _read(trace_path, skip_bad_rows)
     with _progress() as progress:
         task = progress.add_task("simulating", total=len(trace.jobs))
         simulator = Simulator(
             fleet,
             policy,
+            table,
+            config,
             tick_s=tick,
             horizon_s=horizon,
             progress=lambda done, total: progress.update(task, completed=done),
@@ -292,8 +299,118 @@ def simulate(
         result = simulator.run(trace.jobs, trace_name=str(trace_path))
     result.summary["bad_rows_skipped"] = len(trace.skipped)
     write_outputs(out, result)
+    _warn_fallbacks(result.summary)
     print_summary(result.summary)
     console.print(f"wrote {out / 'summary.json'} and {out / 'utilization_hourly.csv'}")
+
+
+def _budgets(entries: list[str]) -> dict:
+    from arkwright.core.budget import Budget
+
+    budgets = {}
+    for entry in entries:
+        tenant, sep, amount = entry.partition("=")
+        if not sep or not tenant.strip():
+            raise fail(f"--budget {entry!r}: use PROGRAMME=AMOUNT, e.g. startups=2e6gbp")
+        try:
+            budgets[tenant.strip()] = Budget.parse(amount)
+        except ValueError as exc:
+            raise fail(f"--budget {entry!r}: {exc}") from None
+    return budgets
+
+
+def _config(budget: list[str], over_budget: str):
+    from arkwright.core.budget import OverBudget
+    from arkwright.core.scheduler import SchedulerConfig
+
+    try:
+        action = OverBudget(over_budget)
+    except ValueError:
+        raise fail(f"--over-budget must be hold or reject, got {over_budget!r}") from None
+    return SchedulerConfig(budgets=_budgets(budget), over_budget=action)
+
+
+def _table(fleet: Fleet, path: Path | None):
+    from arkwright.sim.throughput_file import ThroughputFileError, table_for
+
+    try:
+        return table_for(fleet, path)
+    except ThroughputFileError as exc:
+        raise fail(str(exc)) from None
+
+
+def _read(trace_path: Path, skip_bad_rows: bool):
+    from arkwright.sim.trace import TraceError, read_trace
+
+    try:
+        trace = read_trace(trace_path, skip_bad_rows=skip_bad_rows)
+    except TraceError as exc:
+        raise fail(f"{exc}\n(use --skip-bad-rows to run without them)") from None
+    for problem in trace.skipped[:10]:
+        errors.print(f"[yellow]skipped[/] {trace_path}:{problem}", highlight=False)
+    return trace
+
+
+def _warn_fallbacks(summary: dict) -> None:
+    cells = summary.get("throughput_table_fallbacks") or []
+    if cells:
+        errors.print(
+            f"[yellow]warning:[/] no throughput for {', '.join(cells[:8])}"
+            f"{' …' if len(cells) > 8 else ''}; used the GPUs' spec ratio",
+            highlight=False,
+        )
+
+
+@app.command()
+def compare(
+    trace_path: Path = typer.Option(..., "--trace", help="CSV trace."),
+    fleet_name: str = typer.Option("uk-2026", "--fleet", help="Preset or fleet file."),
+    policies: str = typer.Option(
+        "fifo,backfill,fairshare,fairshare+hetero,carbon",
+        help="Comma-separated policies; ratios are to the first.",
+    ),
+    out: Path = typer.Option(Path("out/compare"), help="Directory for compare.json and plots."),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows"),
+    throughput: Path | None = typer.Option(None, help="TOML overriding throughput cells."),
+    budget: list[str] = typer.Option([], help="PROGRAMME=AMOUNT[gpuh|gbp]; repeatable."),
+    over_budget: str = typer.Option("hold", help="hold or reject over-budget jobs."),
+) -> None:
+    """Run one trace under several policies in parallel and compare them."""
+    from arkwright.sim.compare import KEY_METRICS, run_policies, write_compare
+
+    fleet = _fleet(fleet_name)
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    for name in names:
+        _policy(name)
+    _table(fleet, throughput)
+    config = _config(budget, over_budget)
+    trace = _read(trace_path, skip_bad_rows)
+    with console.status(f"simulating {len(names)} policies on {len(trace.jobs):,} jobs"):
+        results = run_policies(
+            fleet_name,
+            names,
+            trace.jobs,
+            str(trace_path),
+            str(throughput) if throughput else None,
+            config,
+        )
+    data = write_compare(out, results)
+    _warn_fallbacks(next(iter(results.values())).summary)
+    shown = [m for m in KEY_METRICS if m[3]]
+    table = Table(
+        Column("policy", no_wrap=True), title=f"Policies on {fleet.name}, ×ratio to {names[0]}"
+    )
+    for _, label, _, _ in shown:
+        table.add_column(label, justify="right")
+    for name, row in data["policies"].items():
+        cells = []
+        for key, _, scale, _ in shown:
+            ratio = row[f"{key}_ratio"]
+            value = f"{row[key] * scale:,.1f}"
+            cells.append(value if name == names[0] or ratio is None else f"{value} ×{ratio:.2f}")
+        table.add_row(name, *cells)
+    console.print(table)
+    console.print(f"wrote {out / 'compare.json'}, wait_cdf.png, utilization.png, energy_carbon.png")
 
 
 def write_outputs(out: Path, result) -> None:

@@ -95,20 +95,34 @@ def main() -> None:
         return
 
     print(f"Simulating {args.jobs:,} synthetic jobs on uk-2026 at 80% offered load")
-    print(f"{'policy':<22}{'sim s':>8}{'ratio':>7}{'jobs/s':>10}{'events/s':>11}"
-          f"{'peak RSS MB':>13}{'util':>7}{'viol.':>6}")
+    print(
+        f"{'policy':<22}{'sim s':>8}{'ratio':>7}{'jobs/s':>10}{'events/s':>11}"
+        f"{'peak RSS MB':>13}{'util':>7}{'viol.':>6}"
+    )
     first = None
     for policy in args.policies.split(","):
         out = subprocess.run(
-            [sys.executable, __file__, "--one", policy, "--jobs", str(args.jobs),
-             "--seed", str(args.seed)],
-            check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                policy,
+                "--jobs",
+                str(args.jobs),
+                "--seed",
+                str(args.seed),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         row = json.loads(out)
         first = first or row["sim_s"]
-        print(f"{policy:<22}{row['sim_s']:>8.1f}{row['sim_s'] / first:>7.2f}"
-              f"{row['jobs'] / row['sim_s']:>10,.0f}{row['events'] / row['sim_s']:>11,.0f}"
-              f"{row['peak_rss_mb']:>13,.0f}{row['utilization']:>7.1%}{row['violations']:>6}")
+        print(
+            f"{policy:<22}{row['sim_s']:>8.1f}{row['sim_s'] / first:>7.2f}"
+            f"{row['jobs'] / row['sim_s']:>10,.0f}{row['events'] / row['sim_s']:>11,.0f}"
+            f"{row['peak_rss_mb']:>13,.0f}{row['utilization']:>7.1%}{row['violations']:>6}"
+        )
     if args.skip_passes:
         return
     print("\nOne full scheduling pass on a busy, fragmented uk-2026 (best of 3)")
@@ -118,8 +132,10 @@ def main() -> None:
         for queued in (1_000, 10_000, 100_000):
             seconds = pass_cost(policy, queued)
             base = base or seconds
-            print(f"{policy:<22}{queued:>9,}{seconds * 1000:>10.1f}{seconds / base:>13.1f}"
-                  f"{seconds / queued * 1e6:>15.2f}")
+            print(
+                f"{policy:<22}{queued:>9,}{seconds * 1000:>10.1f}{seconds / base:>13.1f}"
+                f"{seconds / queued * 1e6:>15.2f}"
+            )
 
 
 if __name__ == "__main__":

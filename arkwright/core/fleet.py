@@ -82,6 +82,8 @@ class Fleet:
     pools: tuple[Pool, ...]
     tenants: tuple[Tenant, ...]
     assumptions: tuple[str, ...] = ()
+    # Throughput cells this fleet's operators measured: job type -> GPU model -> speed.
+    throughput: dict[str, dict[str, float]] = field(default_factory=dict)
     tenant_by_name: dict[str, Tenant] = field(init=False, repr=False)
     site_by_name: dict[str, Site] = field(init=False, repr=False)
 

@@ -13,8 +13,11 @@ Each name adds one behaviour:
   lower preemptible ones. A job that cannot start does not block others (Kueue's
   BestEffortFIFO) unless `backfill` is also named.
 - `hetero`: choose the pool by effective throughput for the job's type and by contention.
-- `carbon`: flexible jobs wait for cleaner hours or move to cleaner eligible sites, never
-  past their deadline.
+- `carbon`: place work where it emits least per unit done; flexible jobs wait for cleaner
+  hours on eligible sites, never past their deadline.
+
+`hetero` and `carbon` change placement, not order: named alone (or with each other) they
+run on `backfill`; with `fifo`, on strict order; with `fairshare`, on fair share.
 """
 
 from __future__ import annotations
@@ -61,10 +64,14 @@ class PolicySpec:
             raise UnknownPolicy(
                 f"{text!r}: fifo is strict ordering; it cannot compose with fairshare or backfill"
             )
+        fairshare = "fairshare" in parts
+        # Backfill is the start rule unless FIFO is asked for, or fair share (which does
+        # not block) is named without it: `hetero` or `carbon` alone imply backfill.
+        backfill = "backfill" in parts or ("fifo" not in parts and not fairshare)
         return cls(
             name="+".join(parts),
-            fairshare="fairshare" in parts,
-            backfill="backfill" in parts,
+            fairshare=fairshare,
+            backfill=backfill,
             hetero="hetero" in parts,
             carbon="carbon" in parts,
         )

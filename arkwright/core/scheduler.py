@@ -12,12 +12,14 @@ import heapq
 import math
 from bisect import bisect_left, insort
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from arkwright.core.budget import Budget, BudgetLedger, OverBudget
 from arkwright.core.decisions import Decision, Preempt, Reject, Start
 from arkwright.core.eligibility import EligibilityClass, EligibilityIndex
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.job import Job, JobState, PriorityClass
+from arkwright.core.placement import carbon_score, hetero_score, pack_score
 from arkwright.core.policy import PolicySpec
 from arkwright.core.pool_state import PoolState
 from arkwright.core.queue import JobQueue
@@ -36,6 +38,11 @@ class SchedulerConfig:
     # at least this fraction within its slack.
     carbon_min_saving: float = 0.15
     carbon_lookahead_s: float = 24 * 3600.0
+    # Hetero: don't start on a pool slower than this fraction of the job's best eligible
+    # speed, unless the job has already waited as long as it would run on the best one.
+    hetero_min_speed_fraction: float = 0.5
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    over_budget: OverBudget = OverBudget.HOLD
 
 
 @dataclass(slots=True)
@@ -84,6 +91,8 @@ class Scheduler:
         self._seq = 0
         self._speed_rows: dict[str, list[float]] = {}
         self._duration_limits = [p.site.max_job_duration_s for p in fleet.pools]
+        self.ledger = BudgetLedger(dict(self.config.budgets)) if self.config.budgets else None
+        self._typical_speed = self._typical_speeds()
         self._limited_mask = sum(
             1 << i for i, limit in enumerate(self._duration_limits) if limit is not None
         )
@@ -132,7 +141,7 @@ class Scheduler:
         cls = self.eligibility.classify(job.tenant, job.data_policy, job.gpu_types)
         job.eligibility_class = cls.index
         job.pool_mask = self._usable_mask(job, cls)
-        reason = self._never_fits_reason(job, cls)
+        reason = self._never_fits_reason(job, cls) or self._never_affordable_reason(job, cls)
         if reason is not None:
             job.state = JobState.REJECTED
             return [Reject(job, reason, now)]
@@ -152,7 +161,7 @@ class Scheduler:
         if job.state is not JobState.RUNNING:
             self.jobs[job_id] = job
             raise KeyError(f"job {job_id!r} is not running")
-        self._release(job)
+        self._release(job, now)
         job.work_done_s = job.duration_s
         job.state = JobState.COMPLETED
         return job
@@ -160,7 +169,7 @@ class Scheduler:
     def cancel(self, job_id: str, now: float) -> Job:
         job = self.jobs.pop(job_id)
         if job.state is JobState.RUNNING:
-            self._release(job)
+            self._release(job, now)
         else:
             self.queue.remove(job)
             self._drop_reservation(job)
@@ -238,6 +247,14 @@ class Scheduler:
                 if fit is None:
                     fit = self._max_fit(cls, usable)
                     class_fit[usable] = fit
+                if self.ledger is not None and not self.ledger.ever_affordable(
+                    job,
+                    [self.fleet.pools[i] for i in cls.pools if job.pool_mask >> i & 1],
+                    self._speeds(job.job_type),
+                ):
+                    if self.config.over_budget is OverBudget.REJECT:
+                        decisions.append(self._reject_queued(job, cls, now))
+                    continue
                 if job.gpus <= fit and not (
                     policy.carbon and job.flexible and self._defer_for_carbon(job, cls, now)
                 ):
@@ -291,6 +308,14 @@ class Scheduler:
         for victim in requeued:
             self._enqueue(victim)
         return decisions
+
+    def _reject_queued(self, job: Job, cls: EligibilityClass, now: float) -> Reject:
+        reason = self._never_affordable_reason(job, cls) or "over budget"
+        self.queue.remove(job)
+        self._drop_reservation(job)
+        del self.jobs[job.job_id]
+        job.state = JobState.REJECTED
+        return Reject(job, reason, now)
 
     def _enqueue(self, job: Job) -> None:
         self.queue.add(job)
@@ -358,9 +383,16 @@ class Scheduler:
         best: tuple | None = None
         best_pool: int | None = None
         pools = self.fleet.pools
-        hetero = self.policy.hetero
+        policy = self.policy
         speeds = self._speeds(job.job_type)
         reservations = self.reservations
+        ledger = self.ledger
+        slowest_allowed = 0.0
+        if policy.hetero:
+            best_speed = max(speeds[i] for i in cls.pools if job.pool_mask >> i & 1)
+            waited = now - job.submit_time
+            if waited < (job.requested_s - job.work_done_s) / best_speed:
+                slowest_allowed = best_speed * self.config.hetero_min_speed_fraction
         for i in cls.pools:
             if not usable >> i & 1:
                 continue
@@ -369,6 +401,8 @@ class Scheduler:
                 continue
             pool = pools[i]
             speed = speeds[i]
+            if speed < slowest_allowed:
+                continue
             reservation = reservations.get(i) if reservations else None
             if (
                 reservation is not None
@@ -376,25 +410,17 @@ class Scheduler:
                 and not self._backfill_allowed(job, reservation, pool, speed, now)
             ):
                 continue
-            score = self._placement_score(job, pool, state, speed, hetero)
+            if ledger is not None and not ledger.affordable_now(job, pool, speed):
+                continue
+            if policy.carbon:
+                score = carbon_score(pool, speed, now)
+            elif policy.hetero:
+                score = hetero_score(pool, state, speed, self._typical_speed[i], job.gpus)
+            else:
+                score = pack_score(pool, state)
             if best is None or score < best:
                 best, best_pool = score, i
         return best_pool
-
-    def _placement_score(
-        self, job: Job, pool: Pool, state: PoolState, speed: float, hetero: bool
-    ) -> tuple:
-        """Lower is better. Default: pack tightly (fewest free GPUs left), fleet order.
-
-        `hetero` weighs effective throughput against contention: a fast pool that is
-        nearly full is worth less than its raw speed, because the next job that needs
-        it (and can only run there well) would have to wait.
-        """
-        if hetero:
-            headroom = (state.free_gpus - job.gpus) / state.total_gpus
-            effective = speed * (0.75 + 0.25 * headroom)
-            return (-effective, pool.index)
-        return (state.free_gpus, pool.index)
 
     def _start(self, job: Job, pool_index: int, now: float) -> Start:
         pool = self.fleet.pools[pool_index]
@@ -417,13 +443,17 @@ class Scheduler:
         remaining_limit = max(job.requested_s - job.work_done_s, 0.0)
         job.expected_end = now + remaining_limit / job.speed
         insort(self.running_by_end[pool_index], job, key=_end_key)
+        if self.ledger is not None:
+            self.ledger.started(job, pool)
         self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
         if job.preemptible:
             self.preemptible_running_by_priority[job.priority] += 1
         return Start(job, pool_index, allocation, now)
 
-    def _release(self, job: Job) -> None:
+    def _release(self, job: Job, now: float) -> None:
         pool_index = job.pool_index
+        if self.ledger is not None:
+            self.ledger.stopped(job, self.fleet.pools[pool_index], now - job.started_at)
         self.pool_states[pool_index].release(job.allocation)
         running = self.running_by_end[pool_index]
         i = bisect_left(running, _end_key(job), key=_end_key)
@@ -453,6 +483,32 @@ class Scheduler:
         if not job.pool_mask:
             return f"asks for {job.requested_s:.0f} s; every eligible site's limit is shorter"
         return None
+
+    def _never_affordable_reason(self, job: Job, cls: EligibilityClass) -> str | None:
+        ledger = self.ledger
+        if ledger is None or self.config.over_budget is not OverBudget.REJECT:
+            return None
+        pools = [self.fleet.pools[i] for i in cls.pools if job.pool_mask >> i & 1]
+        if ledger.ever_affordable(job, pools, self._speeds(job.job_type)):
+            return None
+        budget = ledger.budgets[job.tenant]
+        cheapest = min(
+            ledger.most_it_could_cost(job, p, self._speeds(job.job_type)[p.index]) for p in pools
+        )
+        return (
+            f"over budget: programme {job.tenant} has "
+            f"{budget.label(budget.limit - ledger.spent[job.tenant])} left of "
+            f"{budget.label(budget.limit)}; this job needs up to {budget.label(cheapest)}"
+        )
+
+    def _typical_speeds(self) -> list[float]:
+        """Each pool's geometric-mean speed across the table's job types (1.0 if flat)."""
+        job_types = list(self.throughput.speeds) or ["default"]
+        typical = []
+        for pool in self.fleet.pools:
+            logs = [math.log(self.throughput.speed(jt, pool.gpu_model)) for jt in job_types]
+            typical.append(math.exp(sum(logs) / len(logs)))
+        return typical
 
     def _usable_mask(self, job: Job, cls: EligibilityClass) -> int:
         """The class's pools less those whose site wall-time limit is below the request."""
@@ -695,7 +751,7 @@ class Scheduler:
         The caller puts it back in the queue. Returns the work lost."""
         done = (now - job.started_at) * job.speed
         saved = self._checkpointed(job, done)
-        self._release(job)
+        self._release(job, now)
         job.work_done_s = min(job.work_done_s + saved, job.duration_s)
         job.state = JobState.PENDING
         job.pool_index = -1
@@ -708,7 +764,9 @@ class Scheduler:
         on an eligible site. Never defers past the point where the deadline is at risk."""
         pools = self.fleet.pools
         best_now = min(pools[i].site.carbon_at(now) for i in cls.pools)
-        run_s = job.requested_s - job.work_done_s
+        speeds = self._speeds(job.job_type)
+        slowest = min(speeds[i] for i in cls.pools if job.pool_mask >> i & 1)
+        run_s = (job.requested_s - job.work_done_s) / slowest
         horizon = self.config.carbon_lookahead_s
         if job.deadline is not None:
             horizon = min(horizon, job.deadline - now - run_s * 1.1)

@@ -97,6 +97,16 @@ class FleetFile(_Strict):
     assumptions: list[str] = []
     sites: list[SiteFile] = Field(min_length=1)
     tenants: list[TenantFile] = []
+    throughput: dict[str, dict[str, Annotated[float, Field(gt=0)]]] = {}
+
+    @field_validator("throughput")
+    @classmethod
+    def _known_models(cls, table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for job_type, row in table.items():
+            for model in row:
+                if model not in GPU_CATALOGUE:
+                    raise ValueError(f"{job_type}.{model}: unknown GPU model {model!r}")
+        return table
 
 
 def preset_names() -> list[str]:
@@ -243,7 +253,15 @@ def _build(spec: FleetFile, source: str) -> Fleet:
             "Indicative: figures beyond public announcements are assumptions.",
             *assumptions,
         )
-    return Fleet(spec.name, spec.description, tuple(sites), tuple(pools), tenants, assumptions)
+    return Fleet(
+        spec.name,
+        spec.description,
+        tuple(sites),
+        tuple(pools),
+        tenants,
+        assumptions,
+        throughput={jt: dict(row) for jt, row in spec.throughput.items()},
+    )
 
 
 def load_fleet(name_or_path: str | Path) -> Fleet:

@@ -75,6 +75,10 @@ class Recorder:
         self.first_submit = float("inf")
         self.last_event = 0.0
         self.busy_now = np.zeros(n)
+        # Utilisation is measured while demand is offered (first to last submission);
+        # a short trace's long tail would otherwise hide how busy the fleet was.
+        self.window = (0.0, 0.0)
+        self.busy_in_window = np.zeros(n)
         self.timeline: list[np.ndarray] = []  # busy GPUs per pool, sampled hourly
         self.timeline_start = 0.0
 
@@ -121,6 +125,9 @@ class Recorder:
         gpu_s = gpus * seconds
         self.busy_now[pool.index] -= gpus
         self.busy_gpu_s[pool.index] += gpu_s
+        overlap = min(end, self.window[1]) - max(start, self.window[0])
+        if overlap > 0:
+            self.busy_in_window[pool.index] += gpus * overlap
         kw = gpus * pool.watts_per_gpu * pool.site.pue / 1000.0
         self.energy_kwh[pool.index] += kw * seconds / 3600.0
         self.carbon_g[pool.index] += kw * self.clocks[pool.site.name].integral(start, end)
@@ -161,7 +168,14 @@ class Recorder:
         fleet = self.fleet
         start = 0.0 if self.first_submit == float("inf") else self.first_submit
         span = max(self.last_event - start, 1e-9)
-        capacity = np.array([p.gpus for p in fleet.pools], dtype=float) * span
+        pool_gpus = np.array([p.gpus for p in fleet.pools], dtype=float)
+        capacity = pool_gpus * span
+        window_s = self.window[1] - self.window[0]
+        if window_s > 0:
+            window_capacity = pool_gpus * window_s
+            busy_window = self.busy_in_window
+        else:  # everything arrived at once: use the whole run
+            window_capacity, busy_window = capacity, self.busy_gpu_s
         idle_gpu_s = np.maximum(capacity - self.busy_gpu_s, 0.0)
         idle_kwh = np.array(
             [
@@ -208,7 +222,7 @@ class Recorder:
             p.name: {
                 "gpus": p.gpus,
                 "gpu_model": p.gpu_model,
-                "utilization": float(self.busy_gpu_s[p.index] / capacity[p.index]),
+                "utilization": float(busy_window[p.index] / window_capacity[p.index]),
                 "gpu_hours": float(self.busy_gpu_s[p.index] / 3600.0),
                 "energy_mwh": float((self.energy_kwh[p.index] + idle_kwh[p.index]) / 1000.0),
                 "carbon_tco2e": float((self.carbon_g[p.index] + idle_carbon[p.index]) / 1e6),
@@ -227,14 +241,16 @@ class Recorder:
                     "energy_mwh": 0.0,
                     "carbon_tco2e": 0.0,
                     "cost_gbp": 0.0,
+                    "utilization": 0.0,
                 },
             )
             row = by_pool[p.name]
+            site["utilization"] += row["utilization"] * p.gpus
             site["gpus"] += p.gpus
             for k in ("gpu_hours", "energy_mwh", "carbon_tco2e", "cost_gbp"):
                 site[k] += row[k]
         for site in by_site.values():
-            site["utilization"] = site["gpu_hours"] * 3600.0 / (site["gpus"] * span)
+            site["utilization"] /= site["gpus"]
         return {
             "fleet": fleet.name,
             "policy": policy,
@@ -244,7 +260,9 @@ class Recorder:
             "jobs_rejected": self.rejected,
             "jobs_unfinished": unfinished,
             "jobs_timed_out": self.timed_out,
-            "gpu_utilization": total_busy / float(capacity.sum()),
+            "gpu_utilization": float(busy_window.sum() / window_capacity.sum()),
+            "gpu_utilization_makespan": total_busy / float(capacity.sum()),
+            "offered_window_s": window_s,
             "mean_wait_s": float(waits.mean()),
             "p50_wait_s": pct(waits, 50),
             "p95_wait_s": pct(waits, 95),

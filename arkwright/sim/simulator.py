@@ -23,6 +23,7 @@ from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import Scheduler, SchedulerConfig
 from arkwright.core.throughput import ThroughputTable
 from arkwright.sim.metrics import Recorder
+from arkwright.sim.throughput_file import table_for
 
 ProgressFn = Callable[[int, int], None]
 ObserverFn = Callable[[Decision, Scheduler], None]
@@ -40,7 +41,7 @@ class SimulationResult:
 class Simulator:
     fleet: Fleet
     policy: PolicySpec
-    throughput: ThroughputTable | None = None
+    throughput: ThroughputTable | None = None  # None: the default table, fleet overrides
     config: SchedulerConfig | None = None
     tick_s: float = 300.0
     horizon_s: float | None = None  # stop the clock here; later work counts as unfinished
@@ -51,12 +52,15 @@ class Simulator:
     def run(self, jobs: list[Job], trace_name: str = "") -> SimulationResult:
         wall_start = time.perf_counter()
         fleet = self.fleet
-        scheduler = Scheduler(fleet, self.policy, self.throughput, self.config)
+        throughput = self.throughput or table_for(fleet)
+        scheduler = Scheduler(fleet, self.policy, throughput, self.config)
         recorder = Recorder(fleet)
         pools = fleet.pools
         finishes: list[tuple[float, int, int, Job]] = []
         jobs = sorted(jobs, key=lambda j: j.submit_time)
         total = len(jobs)
+        if jobs:
+            recorder.window = (jobs[0].submit_time, jobs[-1].submit_time)
         next_job = 0
         next_tick = math.inf
         events = 0
@@ -112,6 +116,8 @@ class Simulator:
                     run_left = min(job.remaining_s, max(job.requested_s - job.work_done_s, 0.0))
                     end = now + run_left / job.speed
                     heapq.heappush(finishes, (end, job.seq, job.attempts, job))
+                elif isinstance(decision, Reject):
+                    recorder.rejected_job(job, decision.reason)
                 elif isinstance(decision, Preempt):
                     recorder.preempted(
                         job,

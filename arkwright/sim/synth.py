@@ -17,6 +17,7 @@ from arkwright.core.eligibility import EligibilityIndex
 from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job, PriorityClass
 from arkwright.core.policy_data import Classification, DataPolicy, PersonalData
+from arkwright.core.throughput import ThroughputTable
 
 DAY = 86_400.0
 GANG_SIZES = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048])
@@ -64,8 +65,28 @@ def arrival_weights(hours: int) -> np.ndarray:
     return diurnal * weekly
 
 
-def synthesize(fleet: Fleet, jobs: int, load: float, seed: int) -> list[Job]:
-    """`jobs` jobs whose demand is `load` times the fleet's capacity over the span."""
+def effective_capacity(
+    fleet: Fleet, throughput: ThroughputTable | None, demand_by_type: dict[str, float]
+) -> float:
+    """Reference-GPU-seconds the fleet delivers per second for this job-type mix."""
+    if throughput is None:
+        return float(fleet.total_gpus)
+    total = sum(demand_by_type.values()) or 1.0
+    return sum(
+        pool.gpus
+        * sum(d / total * throughput.speed(jt, pool.gpu_model) for jt, d in demand_by_type.items())
+        for pool in fleet.pools
+    )
+
+
+def synthesize(
+    fleet: Fleet, jobs: int, load: float, seed: int, throughput: ThroughputTable | None = None
+) -> list[Job]:
+    """`jobs` jobs whose demand is `load` times the fleet's capacity over the span.
+
+    With a throughput table, capacity is what the fleet's GPUs deliver for this mix of
+    job types (in reference-GPU seconds); without one, every GPU counts as a reference GPU.
+    """
     if jobs <= 0:
         raise ValueError(f"jobs must be positive, got {jobs}")
     if not 0 < load <= 5:
@@ -131,8 +152,12 @@ def synthesize(fleet: Fleet, jobs: int, load: float, seed: int) -> list[Job]:
             gpus = int(2 ** np.floor(np.log2(largest)))
         built.append((name, policy, gpus))
 
-    total_gpu_s = float(sum(b[2] * d for b, d in zip(built, duration, strict=True)))
-    span = total_gpu_s / (load * max(fleet.total_gpus, 1))
+    demand_by_type: dict[str, float] = {}
+    for (_, _, gpus), d, t in zip(built, duration, type_idx, strict=True):
+        demand_by_type[JOB_TYPES[t]] = demand_by_type.get(JOB_TYPES[t], 0.0) + gpus * d
+    total_gpu_s = sum(demand_by_type.values())
+    capacity = effective_capacity(fleet, throughput, demand_by_type)
+    span = total_gpu_s / (load * max(capacity, 1e-9))
     hours = max(int(np.ceil(span / 3600)), 1)
     per_hour = rng.multinomial(jobs, arrival_weights(hours) / arrival_weights(hours).sum())
     submit = np.repeat(np.arange(hours) * 3600.0, per_hour) + rng.random(jobs) * 3600.0
