@@ -274,13 +274,14 @@ def simulate(
     tick: float = typer.Option(300.0, help="Seconds between full scheduling passes."),
     horizon: float | None = typer.Option(None, help="Stop the clock at this many seconds."),
     throughput: Path | None = typer.Option(None, help="TOML overriding throughput cells."),
+    carbon: Path | None = typer.Option(None, help="CSV of hourly gCO2/kWh per site."),
     budget: list[str] = typer.Option([], help="PROGRAMME=AMOUNT[gpuh|gbp]; repeatable."),
     over_budget: str = typer.Option("hold", help="hold or reject over-budget jobs."),
 ) -> None:
     """Replay a trace on a fleet under a policy (the digital twin)."""
     from arkwright.sim.simulator import Simulator
 
-    fleet = _fleet(fleet_name)
+    fleet = _with_carbon(_fleet(fleet_name), carbon)
     policy = _policy(policy_name)
     table = _table(fleet, throughput)
     config = _config(budget, over_budget)
@@ -330,6 +331,17 @@ def _config(budget: list[str], over_budget: str):
     return SchedulerConfig(budgets=_budgets(budget), over_budget=action)
 
 
+def _with_carbon(fleet: Fleet, path: Path | None) -> Fleet:
+    if path is None:
+        return fleet
+    from arkwright.sim.carbon_file import CarbonFileError, read_carbon_csv, with_carbon_series
+
+    try:
+        return with_carbon_series(fleet, read_carbon_csv(path, fleet))
+    except CarbonFileError as exc:
+        raise fail(str(exc)) from None
+
+
 def _table(fleet: Fleet, path: Path | None):
     from arkwright.sim.throughput_file import ThroughputFileError, table_for
 
@@ -372,13 +384,14 @@ def compare(
     out: Path = typer.Option(Path("out/compare"), help="Directory for compare.json and plots."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows"),
     throughput: Path | None = typer.Option(None, help="TOML overriding throughput cells."),
+    carbon: Path | None = typer.Option(None, help="CSV of hourly gCO2/kWh per site."),
     budget: list[str] = typer.Option([], help="PROGRAMME=AMOUNT[gpuh|gbp]; repeatable."),
     over_budget: str = typer.Option("hold", help="hold or reject over-budget jobs."),
 ) -> None:
     """Run one trace under several policies in parallel and compare them."""
     from arkwright.sim.compare import KEY_METRICS, run_policies, write_compare
 
-    fleet = _fleet(fleet_name)
+    fleet = _with_carbon(_fleet(fleet_name), carbon)
     names = [p.strip() for p in policies.split(",") if p.strip()]
     for name in names:
         _policy(name)
@@ -387,7 +400,7 @@ def compare(
     trace = _read(trace_path, skip_bad_rows)
     with console.status(f"simulating {len(names)} policies on {len(trace.jobs):,} jobs"):
         results = run_policies(
-            fleet_name,
+            fleet,
             names,
             trace.jobs,
             str(trace_path),

@@ -20,14 +20,15 @@ class Site:
     pue: float
     backend: str = "simulated"
     allowed_tenants: frozenset[str] | None = None  # None: open to every programme
-    # Optional 24-value daily profile of grid intensity (gCO2/kWh by hour of day, UTC).
+    # Optional hourly grid intensity (gCO2/kWh, UTC) from the start of the clock, repeated
+    # when the clock runs past its end: 24 values make a daily profile.
     carbon_hourly: tuple[float, ...] | None = None
     max_job_duration_s: float | None = None
 
     def carbon_at(self, t_seconds: float) -> float:
         if self.carbon_hourly is None:
             return self.carbon_g_per_kwh
-        return self.carbon_hourly[int(t_seconds // 3600) % 24]
+        return self.carbon_hourly[int(t_seconds // 3600) % len(self.carbon_hourly)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,8 @@ class Scheduler:
         self._new_jobs: list[Job] = []
         self._seq = 0
         self._speed_rows: dict[str, list[float]] = {}
+        self._carbon_memo: dict[tuple[int, int], bool] = {}
+        self._carbon_memo_hour = -1
         self._duration_limits = [p.site.max_job_duration_s for p in fleet.pools]
         self.ledger = BudgetLedger(dict(self.config.budgets)) if self.config.budgets else None
         self._typical_speed = self._typical_speeds()
@@ -761,9 +763,8 @@ class Scheduler:
 
     def _defer_for_carbon(self, job: Job, cls: EligibilityClass, now: float) -> bool:
         """True when waiting (within the job's slack) would find a clearly cleaner hour
-        on an eligible site. Never defers past the point where the deadline is at risk."""
-        pools = self.fleet.pools
-        best_now = min(pools[i].site.carbon_at(now) for i in cls.pools)
+        on an eligible site. Never defers past the point where the deadline is at risk:
+        the slack is measured on the slowest pool the job could end up on."""
         speeds = self._speeds(job.job_type)
         slowest = min(speeds[i] for i in cls.pools if job.pool_mask >> i & 1)
         run_s = (job.requested_s - job.work_done_s) / slowest
@@ -772,12 +773,25 @@ class Scheduler:
             horizon = min(horizon, job.deadline - now - run_s * 1.1)
         if horizon < 3600:
             return False
+        # The answer depends only on the hour, the class and whole hours of slack.
+        hour = int(now // 3600)
+        if hour != self._carbon_memo_hour:
+            self._carbon_memo.clear()
+            self._carbon_memo_hour = hour
+        key = (cls.index, int((now + horizon) // 3600))
+        found = self._carbon_memo.get(key)
+        if found is not None:
+            return found
+        pools = self.fleet.pools
+        best_now = min(pools[i].site.carbon_at(now) for i in cls.pools)
         best_later = best_now
         t = now + 3600 - (now % 3600)
         while t <= now + horizon:
             best_later = min(best_later, min(pools[i].site.carbon_at(t) for i in cls.pools))
             t += 3600
-        return best_later < best_now * (1 - self.config.carbon_min_saving)
+        defer = best_later < best_now * (1 - self.config.carbon_min_saving)
+        self._carbon_memo[key] = defer
+        return defer
 
     # ------------------------------------------------------------------- audits
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job
 from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import SchedulerConfig
@@ -32,7 +33,7 @@ KEY_METRICS = (
 
 @dataclass(frozen=True)
 class CompareTask:
-    fleet: str
+    fleet: Fleet
     policy: str
     jobs: list[Job]
     trace_name: str
@@ -41,7 +42,7 @@ class CompareTask:
 
 
 def _run(task: CompareTask) -> SimulationResult:
-    fleet = load_fleet(task.fleet)
+    fleet = task.fleet
     simulator = Simulator(
         fleet, PolicySpec.parse(task.policy), table_for(fleet, task.throughput_path), task.config
     )
@@ -49,7 +50,7 @@ def _run(task: CompareTask) -> SimulationResult:
 
 
 def run_policies(
-    fleet: str,
+    fleet: Fleet | str,
     policies: list[str],
     jobs: list[Job],
     trace_name: str = "",
@@ -60,6 +61,8 @@ def run_policies(
     """Each policy in its own process (up to one per core); results in the order asked."""
     for name in policies:
         PolicySpec.parse(name)  # fail before starting any work
+    if isinstance(fleet, str):
+        fleet = load_fleet(fleet)
     tasks = [CompareTask(fleet, p, jobs, trace_name, throughput_path, config) for p in policies]
     workers = workers or min(len(tasks), os.cpu_count() or 1)
     if workers <= 1:

@@ -23,14 +23,15 @@ class CarbonClock:
         self.hourly = site.carbon_hourly
         if self.hourly is not None:
             self.cumulative = np.concatenate([[0.0], np.cumsum(self.hourly)])
-            self.day_total = float(self.cumulative[-1])
+            self.cycle_hours = float(len(self.hourly))
+            self.cycle_total = float(self.cumulative[-1])
 
     def _upto(self, t: float) -> float:
         hours = t / 3600.0
-        days, rest = divmod(hours, 24.0)
+        cycles, rest = divmod(hours, self.cycle_hours)
         whole = int(rest)
         partial = self.cumulative[whole] + (rest - whole) * self.hourly[whole]
-        return days * self.day_total + float(partial)
+        return cycles * self.cycle_total + float(partial)
 
     def integral(self, start: float, end: float) -> float:
         if self.hourly is None:
@@ -38,7 +39,7 @@ class CarbonClock:
         return self._upto(end) - self._upto(start)
 
     def mean(self) -> float:
-        return self.flat if self.hourly is None else self.day_total / 24.0
+        return self.flat if self.hourly is None else self.cycle_total / self.cycle_hours
 
 
 @dataclass

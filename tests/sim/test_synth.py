@@ -69,3 +69,14 @@ def test_arrivals_follow_the_working_day(uk):
 def test_bad_arguments(uk, jobs, load):
     with pytest.raises(ValueError):
         synthesize(uk, jobs, load, 1)
+
+
+def test_load_counts_faster_gpus_as_more_capacity(uk):
+    from arkwright.sim.throughput_file import default_table
+
+    flat = synthesize(uk, 3000, 0.8, 9)
+    weighted = synthesize(uk, 3000, 0.8, 9, default_table())
+    # Same demand; Blackwell pools deliver 2-4x the reference GPU, so the same load
+    # means the same work arrives over a shorter span.
+    assert weighted[-1].submit_time < 0.6 * flat[-1].submit_time
+    assert [j.gpus for j in weighted] == [j.gpus for j in flat]
