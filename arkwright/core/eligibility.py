@@ -18,12 +18,18 @@ from arkwright.core.policy_data import (
 
 
 def ineligibility_reason(
-    pool: Pool, tenant: Tenant, policy: DataPolicy, gpu_types: frozenset[str] | None
+    pool: Pool,
+    tenant: Tenant,
+    policy: DataPolicy,
+    gpu_types: frozenset[str] | None,
+    sites: frozenset[str] | None = None,
 ) -> str | None:
     """Why `pool` may not hold this work, or None when it may."""
     site = pool.site
     if gpu_types is not None and pool.gpu_model not in gpu_types:
         return f"GPU model {pool.gpu_model} not in {sorted(gpu_types)}"
+    if sites is not None and site.name not in sites:
+        return f"site {site.name} not in the job's sites {sorted(sites)}"
     if policy.residency is not None and site.jurisdiction not in policy.residency:
         return f"site {site.name} is in {site.jurisdiction}, residency {sorted(policy.residency)}"
     if site.max_classification < policy.classification:
@@ -48,12 +54,16 @@ def ineligibility_reason(
 
 
 def is_eligible(
-    pool: Pool, tenant: Tenant, policy: DataPolicy, gpu_types: frozenset[str] | None
+    pool: Pool,
+    tenant: Tenant,
+    policy: DataPolicy,
+    gpu_types: frozenset[str] | None,
+    sites: frozenset[str] | None = None,
 ) -> bool:
-    return ineligibility_reason(pool, tenant, policy, gpu_types) is None
+    return ineligibility_reason(pool, tenant, policy, gpu_types, sites) is None
 
 
-ClassKey = tuple[str, DataPolicy, frozenset[str] | None]
+ClassKey = tuple[str, DataPolicy, frozenset[str] | None, frozenset[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +84,21 @@ class EligibilityIndex:
         self.classes: list[EligibilityClass] = []
 
     def classify(
-        self, tenant: str, policy: DataPolicy, gpu_types: frozenset[str] | None
+        self,
+        tenant: str,
+        policy: DataPolicy,
+        gpu_types: frozenset[str] | None,
+        sites: frozenset[str] | None = None,
     ) -> EligibilityClass:
-        key = (tenant, policy, gpu_types)
+        key = (tenant, policy, gpu_types, sites)
         found = self._by_key.get(key)
         if found is not None:
             return found
         tenant_spec = self._fleet.tenant(tenant)
         pools = tuple(
-            p.index for p in self._fleet.pools if is_eligible(p, tenant_spec, policy, gpu_types)
+            p.index
+            for p in self._fleet.pools
+            if is_eligible(p, tenant_spec, policy, gpu_types, sites)
         )
         mask = 0
         for i in pools:
@@ -94,7 +110,11 @@ class EligibilityIndex:
         return cls
 
     def explain_none(
-        self, tenant: str, policy: DataPolicy, gpu_types: frozenset[str] | None
+        self,
+        tenant: str,
+        policy: DataPolicy,
+        gpu_types: frozenset[str] | None,
+        sites: frozenset[str] | None = None,
     ) -> str:
         """A rejection reason listing why each pool was ruled out (first few)."""
         tenant_spec = self._fleet.tenant(tenant)
@@ -102,7 +122,7 @@ class EligibilityIndex:
             {
                 r
                 for p in self._fleet.pools
-                if (r := ineligibility_reason(p, tenant_spec, policy, gpu_types)) is not None
+                if (r := ineligibility_reason(p, tenant_spec, policy, gpu_types, sites)) is not None
             }
         )
         shown = "; ".join(reasons[:4]) + (" …" if len(reasons) > 4 else "")

@@ -54,6 +54,7 @@ class Job:
     time_limit_s: float | None = None  # requested run time (reference GPU); backfill uses it
     data_policy: DataPolicy = field(default_factory=DataPolicy)
     gpu_types: frozenset[str] | None = None  # acceptable models; None: any
+    sites: frozenset[str] | None = None  # sites the submitter allows; None: any eligible
     job_type: str = "default"
     priority: PriorityClass = PriorityClass.NORMAL
     preemptible: bool = True

@@ -75,6 +75,21 @@ class PoolState:
         self.free_gpus -= need * gpn
         return taken
 
+    def take(self, allocation: Allocation) -> None:
+        """Claim these exact (node, gpus) pairs, or nothing if any is not free."""
+        wanted: dict[int, int] = {}
+        for node, gpus in allocation:
+            wanted[node] = wanted.get(node, 0) + gpus
+        for node, gpus in wanted.items():
+            if not 0 <= node < self.nodes or gpus <= 0 or self.node_free[node] < gpus:
+                raise OverAllocation(f"node {node} cannot give {gpus} GPUs")
+        for node, gpus in wanted.items():
+            before = self.node_free[node]
+            self.nodes_by_free[before].discard(node)
+            self.nodes_by_free[before - gpus].add(node)
+            self.node_free[node] = before - gpus
+            self.free_gpus -= gpus
+
     def release(self, allocation: Allocation) -> None:
         by_free = self.nodes_by_free
         gpn = self.gpus_per_node

@@ -21,7 +21,7 @@ from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.job import Job, JobState, PriorityClass
 from arkwright.core.placement import carbon_score, hetero_score, pack_score
 from arkwright.core.policy import PolicySpec
-from arkwright.core.pool_state import PoolState
+from arkwright.core.pool_state import Allocation, PoolState
 from arkwright.core.queue import JobQueue
 from arkwright.core.throughput import ThroughputTable
 
@@ -54,6 +54,25 @@ class Reservation:
     shadow_time: float
     spare_nodes: int  # nodes suitable for the holder at shadow time that it won't need
     stale: bool = False
+
+
+_SPEC_FIELDS = (
+    "job_id",
+    "tenant",
+    "gpus",
+    "duration_s",
+    "submit_time",
+    "time_limit_s",
+    "data_policy",
+    "gpu_types",
+    "sites",
+    "job_type",
+    "priority",
+    "preemptible",
+    "checkpoint_interval_s",
+    "deadline",
+    "flexible",
+)
 
 
 def _end_key(job: Job) -> tuple[float, int]:
@@ -140,7 +159,7 @@ class Scheduler:
             raise SubmissionError(
                 f"job {job.job_id!r}: duration must be positive, got {job.duration_s}"
             )
-        cls = self.eligibility.classify(job.tenant, job.data_policy, job.gpu_types)
+        cls = self.eligibility.classify(job.tenant, job.data_policy, job.gpu_types, job.sites)
         job.eligibility_class = cls.index
         job.pool_mask = self._usable_mask(job, cls)
         reason = self._never_fits_reason(job, cls) or self._never_affordable_reason(job, cls)
@@ -156,6 +175,50 @@ class Scheduler:
         self.jobs[job.job_id] = job
         self._enqueue(job)
         return []
+
+    def admission_error(self, job: Job) -> str | None:
+        """Why `submit` would reject this job, without changing anything (None: it would
+        be accepted). The service asks first so that a refused job is never stored."""
+        if job.job_id in self.jobs:
+            return f"job {job.job_id!r} is already queued or running"
+        cls = self.eligibility.classify(job.tenant, job.data_policy, job.gpu_types, job.sites)
+        probe = Job(**{f: getattr(job, f) for f in _SPEC_FIELDS})
+        probe.pool_mask = self._usable_mask(probe, cls)
+        return self._never_fits_reason(probe, cls) or self._never_affordable_reason(probe, cls)
+
+    def adopt(self, job: Job, pool_index: int, allocation: Allocation, started_at: float) -> None:
+        """Take back a job that is already running (found again after a restart) on the
+        exact nodes it holds. Refuses anything that would break eligibility or capacity."""
+        if job.job_id in self.jobs:
+            raise SubmissionError(f"job {job.job_id!r} is already known")
+        cls = self.eligibility.classify(job.tenant, job.data_policy, job.gpu_types, job.sites)
+        if not cls.pool_mask >> pool_index & 1:
+            raise SubmissionError(f"job {job.job_id!r} is not eligible for its recorded pool")
+        self.pool_states[pool_index].take(allocation)
+        job.eligibility_class = cls.index
+        job.pool_mask = self._usable_mask(job, cls)
+        if job.tenant not in self.weights:
+            self.weights[job.tenant] = self.fleet.tenant(job.tenant).weight
+            self._recompute_nominal()
+        job.seq = self._seq
+        self._seq += 1
+        self.jobs[job.job_id] = job
+        pool = self.fleet.pools[pool_index]
+        job.state = JobState.RUNNING
+        job.pool_index = pool_index
+        job.allocation = allocation
+        job.allocated_gpus = sum(g for _, g in allocation)
+        job.speed = self.speed_on(job, pool)
+        job.started_at = started_at
+        if job.first_started_at < 0:
+            job.first_started_at = started_at
+        job.expected_end = started_at + max(job.requested_s - job.work_done_s, 0.0) / job.speed
+        insort(self.running_by_end[pool_index], job, key=_end_key)
+        self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
+        if job.preemptible:
+            self.preemptible_running_by_priority[job.priority] += 1
+        if self.ledger is not None:
+            self.ledger.started(job, pool)
 
     def finish(self, job_id: str, now: float) -> Job:
         """A running job ended (completed, failed or timed out): free its GPUs."""
@@ -474,7 +537,9 @@ class Scheduler:
 
     def _never_fits_reason(self, job: Job, cls: EligibilityClass) -> str | None:
         if not cls.pools:
-            return self.eligibility.explain_none(job.tenant, job.data_policy, job.gpu_types)
+            return self.eligibility.explain_none(
+                job.tenant, job.data_policy, job.gpu_types, job.sites
+            )
         pools = [self.fleet.pools[i] for i in cls.pools]
         if not any(p.allocated_gpus(job.gpus) <= p.gpus for p in pools):
             largest = max(pools, key=lambda p: p.gpus)

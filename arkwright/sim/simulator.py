@@ -110,7 +110,7 @@ class Simulator:
                 if isinstance(decision, Start):
                     pool = pools[decision.pool]
                     eligible = is_eligible(
-                        pool, fleet.tenant(job.tenant), job.data_policy, job.gpu_types
+                        pool, fleet.tenant(job.tenant), job.data_policy, job.gpu_types, job.sites
                     )
                     recorder.started(job, pool, eligible)
                     run_left = min(job.remaining_s, max(job.requested_s - job.work_done_s, 0.0))

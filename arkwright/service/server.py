@@ -1,0 +1,101 @@
+"""Assemble a running service: database, fleet, backends, core, API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from arkwright.backends.base import Backend
+from arkwright.backends.local import LocalBackend
+from arkwright.backends.simulated import SimulatedBackend
+from arkwright.core.fleet import Fleet
+from arkwright.core.policy import PolicySpec
+from arkwright.service.auth import issue_token
+from arkwright.service.control import ControlPlane
+from arkwright.service.db import (
+    AuditRow,
+    UserRow,
+    default_url,
+    make_engine,
+    migrate,
+    session_factory,
+)
+from arkwright.sim.throughput_file import table_for
+
+log = logging.getLogger("arkwright.server")
+
+
+@dataclass
+class ServiceConfig:
+    fleet: Fleet
+    data_dir: Path
+    db_url: str | None = None
+    policy: str = "fairshare+backfill"
+    sim_speedup: float = 3600.0
+    tick_s: float = 0.2
+
+    @property
+    def url(self) -> str:
+        return self.db_url or default_url(self.data_dir)
+
+
+def build_backends(config: ServiceConfig) -> dict[str, Backend]:
+    """One backend per site: `local` runs processes here; the rest run in scaled time.
+
+    Sites configured for `slurm` run simulated until the Slurm backend lands."""
+    simulated = SimulatedBackend(config.fleet, config.sim_speedup)
+    local: LocalBackend | None = None
+    backends: dict[str, Backend] = {}
+    for site in config.fleet.sites:
+        if site.backend == "local":
+            local = local or LocalBackend(config.fleet, config.data_dir / "runs")
+            backends[site.name] = local
+        else:
+            if site.backend not in ("simulated",):
+                log.warning(
+                    "site %s: backend %r not available here; simulating it", site.name, site.backend
+                )
+            backends[site.name] = simulated
+    return backends
+
+
+def build_control(config: ServiceConfig) -> ControlPlane:
+    engine = make_engine(config.url)
+    migrate(engine)
+    control = ControlPlane(
+        config.fleet,
+        PolicySpec.parse(config.policy),
+        session_factory(engine),
+        build_backends(config),
+        table_for(config.fleet),
+        tick_s=config.tick_s,
+    )
+    control.ensure_tenants()
+    control.recover()
+    return control
+
+
+class AlreadyBootstrapped(RuntimeError):
+    pass
+
+
+def bootstrap_admin(db_url: str, name: str = "admin") -> str:
+    """Create the first admin and return its token (shown once). Refuses a second time."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions() as session, session.begin():
+        if session.scalar(select(UserRow).where(UserRow.role == "admin")) is not None:
+            raise AlreadyBootstrapped(
+                "an admin already exists; ask them for a token (POST /v1/tokens)"
+            )
+        user = UserRow(name=name, tenant=None, role="admin")
+        session.add(user)
+        session.flush()
+        token = issue_token(session, user)
+        session.add(AuditRow(actor="arkwright", action="bootstrap", target=name))
+    engine.dispose()
+    return token
