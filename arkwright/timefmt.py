@@ -18,10 +18,7 @@ def parse_duration(value: str | float | int) -> float:
     """Seconds in a duration; raises ValueError naming the value."""
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        seconds = _parse_text(value)
+    seconds = float(value) if isinstance(value, int | float) else _parse_text(value)
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"duration must be positive, got {value!r}")
     return seconds
@@ -62,7 +59,7 @@ def _parse_text(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Slurm's D-HH:MM:SS (or HH:MM:SS under a day)."""
-    total = int(round(seconds))
+    total = round(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

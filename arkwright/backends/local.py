@@ -9,6 +9,7 @@ when the machine has NVIDIA GPUs, ARKWRIGHT_GPU_SLOTS always.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -198,10 +199,8 @@ class LocalBackend:
 
         def kill_later() -> None:
             if _alive_runner(pid, record["dir"]):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
         timer = threading.Timer(self.grace_s + 2.0, kill_later)
         timer.daemon = True

@@ -11,6 +11,7 @@ process group, which is killed outright if it has not stopped after a grace peri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -96,10 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _signal_group(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 if __name__ == "__main__":
