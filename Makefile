@@ -25,8 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check arkwright tests bench
 	$(BIN)/ruff format --check arkwright tests bench
 
+# PostgreSQL tests need a server: the script installs and starts one on loopback, or
+# says why it could not (those tests then skip with that reason).
 test: $(STAMP) lint
-	$(BIN)/pytest
+	eval "$$(bash scripts/test-postgres.sh)"; $(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py

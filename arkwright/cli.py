@@ -440,5 +440,8 @@ def main() -> None:  # pragma: no cover - console script entry point
     app()
 
 
+# The service commands register themselves on `app`.
+import arkwright.cli_service  # noqa: E402, F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()

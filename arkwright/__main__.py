@@ -1,0 +1,3 @@
+from arkwright.cli import main
+
+main()
