@@ -12,6 +12,7 @@ from typing import Annotated
 
 import yaml
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from arkwright.service.auth import Principal, issue_token, principal_for
+from arkwright.service.auth import Principal, TokenCache, issue_token, principal_for
 from arkwright.service.control import AdmissionError, ControlPlane, IdempotencyConflict
 from arkwright.service.db import (
     AuditRow,
@@ -127,8 +128,14 @@ def db(request: Request) -> Iterator[Session]:
 def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    with request.app.state.control.sessions() as session:
-        found = principal_for(session, authorization[7:].strip())
+    token = authorization[7:].strip()
+    cache: TokenCache = request.app.state.tokens
+    found = cache.get(token)
+    if found is None:
+        with request.app.state.control.sessions() as session:
+            found = principal_for(session, token)
+        if found is not None:
+            cache.put(token, found)
     if found is None:
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return found
@@ -164,6 +171,7 @@ def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
         description="Scheduler and control plane for sovereign AI compute.",
     )
     app.state.control = control
+    app.state.tokens = TokenCache()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -224,7 +232,9 @@ def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 128:
             raise HTTPException(400, "Idempotency-Key must be 1 to 128 characters")
         try:
-            row, created = control.submit(spec, tenant, me.user_id, me.name, idempotency_key)
+            row, created = await run_in_threadpool(
+                control.submit, spec, tenant, me.user_id, me.name, idempotency_key
+            )
         except AdmissionError as exc:
             raise HTTPException(422, str(exc)) from None
         except IdempotencyConflict as exc:
@@ -392,6 +402,7 @@ def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
         session.add(TenantRow(**body.model_dump()))
         session.add(AuditRow(actor=me.name, action="create-tenant", target=body.name))
         session.commit()
+        control.refresh_tenants()
         return body.model_dump()
 
     @app.post("/v1/users", status_code=201, response_model=TokenOut)
@@ -434,7 +445,7 @@ def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
         return TokenOut(token=token, prefix=token[:12], user=target.name)
 
     @app.delete("/v1/tokens/{prefix}")
-    def revoke_token(prefix: str, me: Me, session: Db) -> dict:
+    def revoke_token(prefix: str, me: Me, session: Db, request: Request) -> dict:
         row = session.scalar(
             select(TokenRow).where(TokenRow.prefix == prefix, TokenRow.revoked_at.is_(None))
         )
@@ -445,6 +456,7 @@ def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
         row.revoked_at = utcnow()
         session.add(AuditRow(actor=me.name, action="revoke-token", target=prefix))
         session.commit()
+        request.app.state.tokens.forget(row.token_hash)
         return {"revoked": prefix}
 
     def _user_in_reach(session: Session, me: Principal, name: str) -> UserRow:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -57,3 +59,31 @@ def principal_for(session: Session, token: str) -> Principal | None:
         return None
     user = row[0]
     return Principal(user.id, user.name, user.tenant, user.role)
+
+
+class TokenCache:
+    """Recently checked tokens, by hash, for a few seconds: most requests then need no
+    database round trip. Revocation through this server forgets a token at once; one
+    revoked elsewhere stops working within `ttl_s`."""
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        with self._lock:
+            entry = self._entries.get(hash_token(token))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, token: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[hash_token(token)] = (principal, time.monotonic() + self.ttl_s)
+
+    def forget(self, token_hash: str) -> None:
+        with self._lock:
+            self._entries.pop(token_hash, None)

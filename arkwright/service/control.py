@@ -13,10 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from arkwright.backends.base import Backend, Ending, Outcome, RunRequest
@@ -92,6 +92,15 @@ def core_job(job_id: str, tenant: str, spec: dict, submitted: float) -> Job:
 
 
 @dataclass
+class _PendingSubmit:
+    row: JobRow
+    job: Job
+    actor: str
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
+@dataclass
 class PassStats:
     passes: int = 0
     last_pass_s: float = 0.0
@@ -133,6 +142,11 @@ class ControlPlane:
         self._last_full = 0.0
         self._next_seq = 1
         self._specs: dict[str, dict] = {}  # active job id -> accepted spec
+        self._pending: list[_PendingSubmit] = []
+        self._pending_keys: dict[tuple[int, str], _PendingSubmit] = {}
+        self._writer_wake = threading.Event()
+        self._writer_thread: threading.Thread | None = None
+        self._tenants: set[str] = set()
 
     # ------------------------------------------------------------------ start-up
 
@@ -232,57 +246,187 @@ class ControlPlane:
     ) -> tuple[JobRow, bool]:
         """Accept a job (stored, then queued) and return it, or raise AdmissionError.
         With an Idempotency-Key already used for the same submission, returns the first
-        job and False."""
+        job and False.
+
+        Submissions are committed in groups by one writer thread: a request returns once
+        its row is durable, and the core sees the job only after that commit."""
         stored = spec.model_dump(mode="json")
         now = self.clock()
         with self.lock:
-            with self.sessions() as session:
-                if idempotency_key:
-                    earlier = session.scalar(
-                        select(JobRow).where(
-                            JobRow.user_id == user_id, JobRow.idempotency_key == idempotency_key
+            if idempotency_key:
+                earlier = self._earlier_submission(user_id, idempotency_key)
+                if earlier is not None:
+                    earlier_row = earlier.row if isinstance(earlier, _PendingSubmit) else earlier
+                    if earlier_row.spec != stored or earlier_row.tenant != tenant:
+                        raise IdempotencyConflict(
+                            f"Idempotency-Key {idempotency_key!r} was used for a different "
+                            f"submission (job {earlier_row.id})"
                         )
-                    )
-                    if earlier is not None:
-                        if earlier.spec != stored or earlier.tenant != tenant:
-                            raise IdempotencyConflict(
-                                f"Idempotency-Key {idempotency_key!r} was used for a different "
-                                f"submission (job {earlier.id})"
-                            )
-                        return earlier, False
-                if session.get(TenantRow, tenant) is None:
-                    raise AdmissionError(f"tenant: unknown programme {tenant!r}")
-            unknown = sorted(set(spec.sites or []) - set(self.fleet.site_by_name))
-            if unknown:
-                raise AdmissionError(f"sites: unknown site {unknown[0]!r}")
-            seq = self._next_seq
-            job_id = f"j-{seq:07d}"
-            job = core_job(job_id, tenant, stored, now)
-            reason = self.scheduler.admission_error(job)
-            if reason is not None:
-                raise AdmissionError(reason)
-            row = JobRow(
-                id=job_id,
-                seq=seq,
-                tenant=tenant,
-                user_id=user_id,
-                name=spec.name,
-                spec=stored,
-                state="pending",
-                idempotency_key=idempotency_key,
-                submitted_at=from_epoch(now),
+                    if isinstance(earlier, _PendingSubmit):
+                        waiting_for = earlier
+                    else:
+                        return earlier_row, False
+                else:
+                    waiting_for = None
+            else:
+                waiting_for = None
+            if waiting_for is None:
+                pending = self._admit(spec, stored, tenant, user_id, actor, idempotency_key, now)
+        if waiting_for is not None:
+            waiting_for.done.wait(60)
+            return waiting_for.row, False
+        if self._writer_thread is None or not self._writer_thread.is_alive():
+            with self.lock:  # not serving: commit this submission here and now
+                batch, self._pending = self._pending, []
+            self._commit_batch(batch)
+        if not pending.done.wait(60):
+            raise RuntimeError(f"job {pending.row.id}: the database did not confirm in 60 s")
+        if pending.error is not None:
+            raise pending.error
+        return pending.row, True
+
+    def _earlier_submission(self, user_id: int, key: str) -> _PendingSubmit | JobRow | None:
+        waiting = self._pending_keys.get((user_id, key))
+        if waiting is not None:
+            return waiting
+        with self.sessions() as session:
+            return session.scalar(
+                select(JobRow).where(JobRow.user_id == user_id, JobRow.idempotency_key == key)
             )
-            with self.sessions() as session, session.begin():
-                session.add(row)
-                session.flush()  # the job row must exist before rows that point at it
-                session.add(JobEventRow(job_id=job_id, kind="submitted", detail=actor))
-                session.add(AuditRow(actor=actor, action="submit", target=job_id))
-            self._next_seq += 1
-            self._specs[job_id] = stored
-            self.scheduler.submit(job, now)
-            self.stats.submissions += 1
-        self._wake.set()
-        return row, True
+
+    def _admit(
+        self,
+        spec: JobSubmit,
+        stored: dict,
+        tenant: str,
+        user_id: int,
+        actor: str,
+        idempotency_key: str | None,
+        now: float,
+    ) -> _PendingSubmit:
+        """Check a submission against the core's rules and queue it for the writer."""
+        if tenant not in self._tenants:
+            self._load_tenants()
+            if tenant not in self._tenants:
+                raise AdmissionError(f"tenant: unknown programme {tenant!r}")
+        unknown = sorted(set(spec.sites or []) - set(self.fleet.site_by_name))
+        if unknown:
+            raise AdmissionError(f"sites: unknown site {unknown[0]!r}")
+        seq = self._next_seq
+        job_id = f"j-{seq:07d}"
+        job = core_job(job_id, tenant, stored, now)
+        reason = self.scheduler.admission_error(job)
+        if reason is not None:
+            raise AdmissionError(reason)
+        self._next_seq += 1
+        row = JobRow(
+            id=job_id,
+            seq=seq,
+            tenant=tenant,
+            user_id=user_id,
+            name=spec.name,
+            spec=stored,
+            state="pending",
+            reason="",
+            attempts=0,
+            work_done_s=0.0,
+            idempotency_key=idempotency_key,
+            submitted_at=from_epoch(now),
+        )
+        pending = _PendingSubmit(row, job, actor)
+        if idempotency_key:
+            self._pending_keys[(user_id, idempotency_key)] = pending
+        self._pending.append(pending)
+        self._writer_wake.set()
+        return pending
+
+    def _writer(self) -> None:
+        """Commit waiting submissions together, then hand them to the core."""
+        while not self._stop.is_set() or self._pending:
+            self._writer_wake.wait(0.5)
+            self._writer_wake.clear()
+            with self.lock:
+                batch, self._pending = self._pending, []
+            if batch:
+                self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[_PendingSubmit]) -> None:
+        try:
+            self._insert(batch)
+            committed = batch
+        except Exception:  # find the one that fails; commit the rest one by one
+            committed = []
+            for pending in batch:
+                try:
+                    self._insert([pending])
+                    committed.append(pending)
+                except Exception as exc:
+                    log.warning("submission %s not stored: %s", pending.row.id, exc)
+                    pending.error = AdmissionError(f"not stored: {exc}")
+        with self.lock:
+            for pending in committed:
+                self._specs[pending.row.id] = pending.row.spec
+                self.scheduler.submit(pending.job, pending.job.submit_time)
+                self.stats.submissions += 1
+            for pending in batch:
+                if pending.row.idempotency_key:
+                    key = (pending.row.user_id, pending.row.idempotency_key)
+                    self._pending_keys.pop(key, None)
+                pending.done.set()
+
+    def _insert(self, batch: list[_PendingSubmit]) -> None:
+        columns = (
+            "id",
+            "seq",
+            "tenant",
+            "user_id",
+            "name",
+            "spec",
+            "state",
+            "reason",
+            "attempts",
+            "work_done_s",
+            "idempotency_key",
+            "submitted_at",
+        )
+        with self.sessions() as session, session.begin():
+            session.execute(
+                insert(JobRow), [{c: getattr(p.row, c) for c in columns} for p in batch]
+            )
+            session.execute(
+                insert(JobEventRow),
+                [
+                    {
+                        "job_id": p.row.id,
+                        "kind": "submitted",
+                        "detail": p.actor,
+                        "at": p.row.submitted_at,
+                    }
+                    for p in batch
+                ],
+            )
+            session.execute(
+                insert(AuditRow),
+                [
+                    {
+                        "actor": p.actor,
+                        "action": "submit",
+                        "target": p.row.id,
+                        "at": p.row.submitted_at,
+                        "detail": "",
+                    }
+                    for p in batch
+                ],
+            )
+
+    def refresh_tenants(self) -> None:
+        """Re-read the programmes (after one is created)."""
+        with self.lock:
+            self._load_tenants()
+
+    def _load_tenants(self) -> None:
+        with self.sessions() as session:
+            self._tenants = set(session.scalars(select(TenantRow.name)))
 
     def cancel(self, job_id: str, actor: str) -> str:
         """Cancel a queued or running job; returns its state afterwards."""
@@ -365,14 +509,21 @@ class ControlPlane:
 
     def start(self) -> None:
         self._stop.clear()
+        self._load_tenants()
         self._thread = threading.Thread(target=self._loop, name="arkwright-control", daemon=True)
         self._thread.start()
+        self._writer_thread = threading.Thread(
+            target=self._writer, name="arkwright-writer", daemon=True
+        )
+        self._writer_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._writer_wake.set()
+        for thread in (self._writer_thread, self._thread):
+            if thread is not None:
+                thread.join(timeout=10)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -385,10 +536,12 @@ class ControlPlane:
 
     def step(self) -> None:
         now = self.clock()
-        for backend in {id(b): b for b in self.backends.values()}.values():
-            for outcome in backend.poll(now):
-                with self.lock:
-                    self._settle(outcome)
+        outcomes = [
+            o for b in {id(b): b for b in self.backends.values()}.values() for o in b.poll(now)
+        ]
+        if outcomes:
+            with self.lock:
+                self._settle_all(outcomes)
         with self.lock:
             full = now - self._last_full >= self.full_pass_every_s
             if full:
@@ -404,41 +557,62 @@ class ControlPlane:
                 self._carry_out(decisions, now)
 
     def _carry_out(self, decisions: list, now: float) -> None:
-        starts = [d for d in decisions if isinstance(d, Start)]
-        # Record first: every start, preemption and rejection is committed before any
-        # backend is asked to act on it.
-        with self.sessions() as session, session.begin():
-            for decision in decisions:
-                job = decision.job
-                row = session.get(JobRow, job.job_id)
-                if isinstance(decision, Start):
-                    pool = self.fleet.pools[decision.pool]
-                    row.state, row.pool = "starting", pool.name
-                    row.allocation = [list(a) for a in decision.allocation]
-                    row.attempts = job.attempts
-                    row.started_at = from_epoch(now)
-                    row.reason = ""
-                    session.add(
-                        JobEventRow(
-                            job_id=job.job_id,
-                            kind="starting",
-                            detail=f"{pool.name} {list(decision.allocation)}",
-                        )
-                    )
-                elif isinstance(decision, Preempt):
-                    pool = self.fleet.pools[decision.pool]
-                    session.add(self._usage_row(job, pool, decision.gpus, decision.ran_from, now))
-                    row.state, row.reason = "pending", decision.reason
-                    row.work_done_s = job.work_done_s
-                    session.add(
-                        JobEventRow(job_id=job.job_id, kind="preempted", detail=decision.reason)
-                    )
-                elif isinstance(decision, Reject):
-                    row.state, row.reason = "rejected", decision.reason
-                    row.finished_at = from_epoch(now)
-                    session.add(
-                        JobEventRow(job_id=job.job_id, kind="rejected", detail=decision.reason)
-                    )
+        """Record every decision (one transaction), then act on it. Bulk statements by
+        primary key: a pass that starts thousands of jobs reads none of their rows."""
+        updates: list[dict] = []
+        events: list[dict] = []
+        usage: list[dict] = []
+        at = from_epoch(now)
+        for decision in decisions:
+            job = decision.job
+            if isinstance(decision, Start):
+                pool = self.fleet.pools[decision.pool]
+                updates.append(
+                    {
+                        "id": job.job_id,
+                        "state": "starting",
+                        "pool": pool.name,
+                        "allocation": [list(a) for a in decision.allocation],
+                        "attempts": job.attempts,
+                        "started_at": at,
+                        "reason": "",
+                    }
+                )
+                events.append(
+                    {
+                        "job_id": job.job_id,
+                        "kind": "starting",
+                        "at": at,
+                        "detail": f"{pool.name} {list(decision.allocation)}",
+                    }
+                )
+            elif isinstance(decision, Preempt):
+                pool = self.fleet.pools[decision.pool]
+                usage.append(self._usage(job, pool, decision.gpus, decision.ran_from, now))
+                updates.append(
+                    {
+                        "id": job.job_id,
+                        "state": "pending",
+                        "reason": decision.reason,
+                        "work_done_s": job.work_done_s,
+                    }
+                )
+                events.append(
+                    {"job_id": job.job_id, "kind": "preempted", "at": at, "detail": decision.reason}
+                )
+            elif isinstance(decision, Reject):
+                updates.append(
+                    {
+                        "id": job.job_id,
+                        "state": "rejected",
+                        "reason": decision.reason,
+                        "finished_at": at,
+                    }
+                )
+                events.append(
+                    {"job_id": job.job_id, "kind": "rejected", "at": at, "detail": decision.reason}
+                )
+        self._write(updates, events, usage)
         for decision in decisions:
             if isinstance(decision, Preempt):
                 self._backend_for_pool(decision.pool).cancel(
@@ -446,10 +620,40 @@ class ControlPlane:
                 )
             elif isinstance(decision, Reject):
                 self._specs.pop(decision.job.job_id, None)
-        for start in starts:
-            self._launch(start, now)
+        running: list[dict] = []
+        running_events: list[dict] = []
+        for start in (d for d in decisions if isinstance(d, Start)):
+            handle = self._launch(start, now)
+            if handle is not None:
+                running.append({"id": start.job.job_id, "state": "running", "handle": handle})
+                running_events.append(
+                    {
+                        "job_id": start.job.job_id,
+                        "kind": "running",
+                        "at": at,
+                        "detail": self.fleet.pools[start.pool].name,
+                    }
+                )
+        self._write(running, running_events, [])
 
-    def _launch(self, start: Start, now: float) -> None:
+    def _write(self, updates: list[dict], events: list[dict], usage: list[dict]) -> None:
+        """One transaction: job updates by primary key (grouped by the columns they set,
+        as executemany needs), new events, usage rows."""
+        if not (updates or events or usage):
+            return
+        by_columns: dict[tuple[str, ...], list[dict]] = {}
+        for row in updates:
+            by_columns.setdefault(tuple(sorted(row)), []).append(row)
+        with self.sessions() as session, session.begin():
+            for rows in by_columns.values():
+                session.execute(update(JobRow), rows)
+            if events:
+                session.execute(insert(JobEventRow), events)
+            if usage:
+                session.execute(insert(UsageRow), usage)
+
+    def _launch(self, start: Start, now: float) -> dict | None:
+        """Ask the backend to run a start: its handle, or None if it could not start."""
         job = start.job
         pool = self.fleet.pools[start.pool]
         spec = self._specs.get(job.job_id, {})
@@ -475,31 +679,54 @@ class ControlPlane:
             )
             self.scheduler.finish(job.job_id, now)
             self._specs.pop(job.job_id, None)
-            return
-        self._update(job.job_id, "running", handle=handle, event="running", detail=pool.name)
+            return None
+        return handle
 
     def _settle(self, outcome: Outcome) -> None:
-        job = self.scheduler.jobs.get(outcome.job_id)
-        if job is None or job.state is not JobState.RUNNING:
-            return  # a run we already stopped (cancelled or preempted)
-        if outcome.ending is Ending.LOST:
-            self._lose(job, outcome.ended_at, outcome.reason)
-            return
-        self._record_usage(job, outcome.ended_at)
-        state = {Ending.COMPLETED: "completed", Ending.CANCELLED: "cancelled"}.get(
-            outcome.ending, "failed"
-        )
-        self._update(
-            job.job_id,
-            state,
-            reason=outcome.reason,
-            finished=outcome.ended_at,
-            exit_code=outcome.exit_code,
-            event=state,
-            detail=outcome.reason,
-        )
-        self.scheduler.finish(job.job_id, outcome.ended_at)
-        self._specs.pop(job.job_id, None)
+        self._settle_all([outcome])
+
+    def _settle_all(self, outcomes: list[Outcome]) -> None:
+        """Record how runs ended (one transaction), then free their GPUs in the core."""
+        updates: list[dict] = []
+        events: list[dict] = []
+        usage: list[dict] = []
+        ended: list[tuple[str, float]] = []
+        for outcome in outcomes:
+            job = self.scheduler.jobs.get(outcome.job_id)
+            if job is None or job.state is not JobState.RUNNING:
+                continue  # a run we already stopped (cancelled or preempted)
+            if outcome.ending is Ending.LOST:
+                self._lose(job, outcome.ended_at, outcome.reason)
+                continue
+            pool = self.fleet.pools[job.pool_index]
+            usage.append(
+                self._usage(job, pool, job.allocated_gpus, job.started_at, outcome.ended_at)
+            )
+            state = {Ending.COMPLETED: "completed", Ending.CANCELLED: "cancelled"}.get(
+                outcome.ending, "failed"
+            )
+            updates.append(
+                {
+                    "id": job.job_id,
+                    "state": state,
+                    "reason": outcome.reason,
+                    "finished_at": from_epoch(outcome.ended_at),
+                    "exit_code": outcome.exit_code,
+                }
+            )
+            events.append(
+                {
+                    "job_id": job.job_id,
+                    "kind": state,
+                    "detail": outcome.reason,
+                    "at": from_epoch(outcome.ended_at),
+                }
+            )
+            ended.append((job.job_id, outcome.ended_at))
+        self._write(updates, events, usage)
+        for job_id, at in ended:
+            self.scheduler.finish(job_id, at)
+            self._specs.pop(job_id, None)
 
     def _lose(self, job: Job, now: float, reason: str) -> None:
         """A run lost through no fault of the job: re-queue it (policy) or fail it."""
@@ -551,6 +778,10 @@ class ControlPlane:
             cost_gbp=hours * pool.price_gbp_per_gpu_hour,
             energy_kwh=hours * pool.watts_per_gpu * pool.site.pue / 1000.0,
         )
+
+    def _usage(self, job: Job, pool, gpus: int, start: float, end: float) -> dict:
+        row = self._usage_row(job, pool, gpus, start, end)
+        return {c.key: getattr(row, c.key) for c in UsageRow.__table__.columns if c.key != "id"}
 
     def _record_usage(self, job: Job, end: float) -> None:
         pool = self.fleet.pools[job.pool_index]

@@ -1,0 +1,170 @@
+"""Benchmark: the live API under concurrent clients, on SQLite and on PostgreSQL.
+
+    python bench/api.py                       # SQLite; PostgreSQL too if ARKWRIGHT_TEST_PG_URL
+    python bench/api.py --clients 16 --jobs 4000
+
+For each database: starts `arkwright serve` (one process, uvicorn) on loopback, runs
+concurrent clients that submit jobs (and list jobs on every tenth request) over real HTTP
+with keep-alive, and prints submissions/s and p50/p99 latency. Then it times one
+control-plane step with 10,000 jobs queued on uk-2026: the core's pass alone, and the
+pass with its decisions committed to the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from arkwright.fleets import load_fleet
+from arkwright.service.db import Base, make_engine
+from arkwright.service.schema import JobSubmit
+from arkwright.service.server import ServiceConfig, bootstrap_admin, build_control
+
+
+def fresh(url: str) -> str:
+    if url.startswith("postgresql"):
+        engine = make_engine(url)
+        with engine.begin() as connection:
+            Base.metadata.drop_all(connection)
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        engine.dispose()
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(url: str, data: Path, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "arkwright", "serve", "--fleet", "uk-2026", "--db", url,
+         "--data-dir", str(data), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def load(url: str, clients: int, jobs: int) -> dict:
+    data = Path(tempfile.mkdtemp(prefix="arkwright-bench-"))
+    token = bootstrap_admin(fresh(url))
+    port = free_port()
+    server = start_server(url, data, port)
+    headers = {"Authorization": f"Bearer {token}"}
+    submit_ms: list[float] = []
+    list_ms: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    per_client = jobs // clients
+
+    def client(n: int) -> None:
+        mine_submit, mine_list = [], []
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                          timeout=30) as http:
+            for i in range(per_client):
+                body = {"tenant": ("research", "public-services", "startups")[i % 3],
+                        "gpus": (1, 8, 64)[i % 3], "time": "4h",
+                        "job_type": "llm-finetune"}
+                started = time.perf_counter()
+                response = http.post("/v1/jobs", json=body)
+                mine_submit.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 201:
+                    errors.append(f"{response.status_code} {response.text[:80]}")
+                if i % 10 == 9:
+                    started = time.perf_counter()
+                    http.get("/v1/jobs", params={"limit": 50})
+                    mine_list.append((time.perf_counter() - started) * 1000)
+        with lock:
+            submit_ms.extend(mine_submit)
+            list_ms.extend(mine_list)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+    def pct(values: list[float], q: float) -> float:
+        return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
+
+    return {"submissions": len(submit_ms), "wall_s": wall, "per_s": len(submit_ms) / wall,
+            "p50_ms": pct(submit_ms, 50), "p99_ms": pct(submit_ms, 99),
+            "list_p50_ms": pct(list_ms, 50), "list_p99_ms": pct(list_ms, 99),
+            "errors": len(errors), "first_error": errors[0] if errors else ""}
+
+
+def pass_with_queue(url: str, queued: int) -> tuple[float, float, int]:
+    """(core pass s, step with persistence s, jobs started) with `queued` jobs waiting."""
+    data = Path(tempfile.mkdtemp(prefix="arkwright-bench-"))
+    bootstrap_admin(fresh(url))  # user 1 submits
+    config = ServiceConfig(load_fleet("uk-2026"), data, url)
+    control = build_control(config)
+    specs = [JobSubmit(gpus=(1, 8, 64, 512)[i % 4], time="4h", job_type="llm-pretrain")
+             for i in range(queued)]
+    for i, spec in enumerate(specs):
+        control.submit(spec, ("research", "startups")[i % 2], 1, "bench")
+    timings: dict[str, float] = {}
+
+    def timed_pass(seconds: float) -> None:
+        timings["core"] = seconds
+
+    control.on_pass = timed_pass
+    control._last_full = 0.0  # the next step is a full pass
+    started = time.perf_counter()
+    control.step()
+    step_s = time.perf_counter() - started
+    return timings["core"], step_s, control.scheduler.running
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--jobs", type=int, default=4000)
+    parser.add_argument("--queued", type=int, default=10_000)
+    args = parser.parse_args()
+    # Each run gets an empty database: a new SQLite file, or the PostgreSQL one wiped.
+    databases = [("SQLite", lambda: f"sqlite:///{tempfile.mkdtemp()}/bench.db")]
+    if os.environ.get("ARKWRIGHT_TEST_PG_URL"):
+        databases.append(("PostgreSQL", lambda: os.environ["ARKWRIGHT_TEST_PG_URL"]))
+    else:
+        print("PostgreSQL: skipped (set ARKWRIGHT_TEST_PG_URL; `make bench` does)")
+    print(f"{args.clients} concurrent clients, {args.jobs:,} submissions, a list every 10th "
+          "request; one uvicorn process; 2-core machine")
+    print(f"{'database':<12}{'subs/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'list p50':>10}"
+          f"{'list p99':>10}{'errors':>8}")
+    for name, url in databases:
+        r = load(url(), args.clients, args.jobs)
+        print(f"{name:<12}{r['per_s']:>9,.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+              f"{r['list_p50_ms']:>10.1f}{r['list_p99_ms']:>10.1f}{r['errors']:>8}"
+              + (f"  e.g. {r['first_error']}" if r["errors"] else ""))
+    print(f"\nOne control-plane step with {args.queued:,} jobs queued on uk-2026")
+    for name, url in databases:
+        core_s, step_s, started = pass_with_queue(url(), args.queued)
+        print(f"{name:<12} core pass {core_s * 1000:,.0f} ms; with decisions committed "
+              f"{step_s * 1000:,.0f} ms; {started:,} jobs started")
+
+
+if __name__ == "__main__":
+    main()
