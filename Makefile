@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= out/run
 
-.PHONY: install run test lint bench clean
+.PHONY: install run serve test lint bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -21,6 +21,16 @@ run: $(STAMP)
 	$(BIN)/arkwright trace synth --fleet uk-2026 --jobs 50000 --load 0.8 --seed 7 --out $(OUT)/trace.csv
 	$(BIN)/arkwright simulate --fleet uk-2026 --trace $(OUT)/trace.csv --policy fairshare --out $(OUT)
 
+# The live service with the embedded defaults: SQLite in arkwright-data/, the `local`
+# fleet (this machine runs real processes; two remote sites run in scaled time).
+DATA ?= arkwright-data
+serve: $(STAMP)
+	@test -s $(DATA)/admin.token || $(BIN)/arkwright admin bootstrap --data-dir $(DATA) \
+		--token-file $(DATA)/admin.token >/dev/null
+	@echo "API:   http://127.0.0.1:8765  (OpenAPI at /docs, metrics at /metrics)"
+	@echo "Token: $$(cat $(DATA)/admin.token)  (export ARKWRIGHT_TOKEN=... for the CLI)"
+	$(BIN)/arkwright serve --fleet local --data-dir $(DATA)
+
 lint: $(STAMP)
 	$(BIN)/ruff check arkwright tests bench
 	$(BIN)/ruff format --check arkwright tests bench
@@ -32,6 +42,10 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/compare.py
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || apt-get install -y -qq wrk >/dev/null \
+		|| echo "wrk not installed: bench/api.py will use Python clients"
+	eval "$$(bash scripts/test-postgres.sh)"; $(BIN)/python bench/api.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis arkwright-data

@@ -60,6 +60,9 @@ def admin_bootstrap(
     db: str | None = typer.Option(None, help="Database URL (default: SQLite in --data-dir)."),
     data_dir: Path = typer.Option(DATA_DIR),
     name: str = typer.Option("admin"),
+    token_file: Path | None = typer.Option(
+        None, help="Also write the token to this file (mode 600)."
+    ),
 ) -> None:
     """Create the first admin and print its token (shown once)."""
     from arkwright.service.server import AlreadyBootstrapped, bootstrap_admin
@@ -68,6 +71,10 @@ def admin_bootstrap(
         token = bootstrap_admin(_db_url(db, data_dir), name)
     except AlreadyBootstrapped as exc:
         raise fail(str(exc)) from None
+    if token_file is not None:
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.touch(mode=0o600)
+        token_file.write_text(token + "\n")
     console.print(f"admin token for {name} (shown once; keep it safe):")
     print(token)
 

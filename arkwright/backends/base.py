@@ -62,6 +62,7 @@ def check_boundary(fleet: Fleet, request: RunRequest) -> None:
 
 class Backend(Protocol):
     name: str
+    time_scale: float  # seconds of job time per wall-clock second (accounting)
 
     def start(self, request: RunRequest) -> RunHandle: ...
 

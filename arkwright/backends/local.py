@@ -60,6 +60,7 @@ def _find_runner(run_dir: Path) -> int | None:
 class LocalBackend:
     def __init__(self, fleet: Fleet, runs_dir: Path, grace_s: float = 5.0) -> None:
         self.name = "local"
+        self.time_scale = 1.0
         self.fleet = fleet
         self.runs_dir = runs_dir
         self.grace_s = grace_s

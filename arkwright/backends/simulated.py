@@ -20,6 +20,7 @@ class SimulatedBackend:
         self.name = "simulated"
         self.fleet = fleet
         self.speedup = speedup
+        self.time_scale = speedup  # a wall second here is `speedup` seconds of job time
         self._ends: dict[str, float] = {}
         self._lock = threading.Lock()
 

@@ -78,6 +78,10 @@ class Job:
     preemptions: int = 0
     attempts: int = 0  # runs started; a driver's stale finish events carry an older count
 
+    def spec_copy(self) -> Job:
+        """A fresh job with the same spec and none of the core's state."""
+        return Job(**{name: getattr(self, name) for name in SPEC_FIELDS})
+
     @property
     def requested_s(self) -> float:
         return self.time_limit_s if self.time_limit_s is not None else self.duration_s
@@ -85,3 +89,26 @@ class Job:
     @property
     def remaining_s(self) -> float:
         return max(self.duration_s - self.work_done_s, 0.0)
+
+
+SPEC_FIELDS = tuple(
+    name
+    for name in Job.__dataclass_fields__
+    if name
+    not in (
+        "seq",
+        "state",
+        "eligibility_class",
+        "pool_mask",
+        "work_done_s",
+        "pool_index",
+        "allocation",
+        "allocated_gpus",
+        "started_at",
+        "first_started_at",
+        "expected_end",
+        "speed",
+        "preemptions",
+        "attempts",
+    )
+)

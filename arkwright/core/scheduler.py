@@ -56,25 +56,6 @@ class Reservation:
     stale: bool = False
 
 
-_SPEC_FIELDS = (
-    "job_id",
-    "tenant",
-    "gpus",
-    "duration_s",
-    "submit_time",
-    "time_limit_s",
-    "data_policy",
-    "gpu_types",
-    "sites",
-    "job_type",
-    "priority",
-    "preemptible",
-    "checkpoint_interval_s",
-    "deadline",
-    "flexible",
-)
-
-
 def _end_key(job: Job) -> tuple[float, int]:
     return (job.expected_end, job.seq)
 
@@ -182,7 +163,7 @@ class Scheduler:
         if job.job_id in self.jobs:
             return f"job {job.job_id!r} is already queued or running"
         cls = self.eligibility.classify(job.tenant, job.data_policy, job.gpu_types, job.sites)
-        probe = Job(**{f: getattr(job, f) for f in _SPEC_FIELDS})
+        probe = job.spec_copy()
         probe.pool_mask = self._usable_mask(probe, cls)
         return self._never_fits_reason(probe, cls) or self._never_affordable_reason(probe, cls)
 
@@ -203,22 +184,7 @@ class Scheduler:
         job.seq = self._seq
         self._seq += 1
         self.jobs[job.job_id] = job
-        pool = self.fleet.pools[pool_index]
-        job.state = JobState.RUNNING
-        job.pool_index = pool_index
-        job.allocation = allocation
-        job.allocated_gpus = sum(g for _, g in allocation)
-        job.speed = self.speed_on(job, pool)
-        job.started_at = started_at
-        if job.first_started_at < 0:
-            job.first_started_at = started_at
-        job.expected_end = started_at + max(job.requested_s - job.work_done_s, 0.0) / job.speed
-        insort(self.running_by_end[pool_index], job, key=_end_key)
-        self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
-        if job.preemptible:
-            self.preemptible_running_by_priority[job.priority] += 1
-        if self.ledger is not None:
-            self.ledger.started(job, pool)
+        self._mark_running(job, pool_index, allocation, started_at)
 
     def finish(self, job_id: str, now: float) -> Job:
         """A running job ended (completed, failed or timed out): free its GPUs."""
@@ -496,24 +462,30 @@ class Scheduler:
             raise AssertionError(f"job {job.job_id} does not fit pool {pool.name}")
         self._consume_reservation(job, pool_index, now)
         self.queue.remove(job)
-        job.state = JobState.RUNNING
         job.attempts += 1
+        self._mark_running(job, pool_index, allocation, now)
+        return Start(job, pool_index, allocation, now)
+
+    def _mark_running(
+        self, job: Job, pool_index: int, allocation: Allocation, started_at: float
+    ) -> None:
+        """Book a job as running on GPUs already taken for it."""
+        pool = self.fleet.pools[pool_index]
+        job.state = JobState.RUNNING
         job.pool_index = pool_index
         job.allocation = allocation
         job.allocated_gpus = sum(g for _, g in allocation)
         job.speed = self.speed_on(job, pool)
-        job.started_at = now
+        job.started_at = started_at
         if job.first_started_at < 0:
-            job.first_started_at = now
-        remaining_limit = max(job.requested_s - job.work_done_s, 0.0)
-        job.expected_end = now + remaining_limit / job.speed
+            job.first_started_at = started_at
+        job.expected_end = started_at + max(job.requested_s - job.work_done_s, 0.0) / job.speed
         insort(self.running_by_end[pool_index], job, key=_end_key)
-        if self.ledger is not None:
-            self.ledger.started(job, pool)
         self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
         if job.preemptible:
             self.preemptible_running_by_priority[job.priority] += 1
-        return Start(job, pool_index, allocation, now)
+        if self.ledger is not None:
+            self.ledger.started(job, pool)
 
     def _release(self, job: Job, now: float) -> None:
         pool_index = job.pool_index

@@ -765,7 +765,9 @@ class ControlPlane:
             return dict(row.handle or {}) if row is not None else {}
 
     def _usage_row(self, job: Job, pool, gpus: int, start: float, end: float) -> UsageRow:
-        hours = gpus * max(end - start, 0.0) / 3600.0
+        # Simulated sites run in scaled time: account the job time they stand for.
+        scale = getattr(self.backends[pool.site.name], "time_scale", 1.0)
+        hours = gpus * max(end - start, 0.0) * scale / 3600.0
         return UsageRow(
             job_id=job.job_id,
             tenant=job.tenant,

@@ -102,23 +102,7 @@ def traces(draw):
 
 
 def copy_jobs(jobs: list[Job]) -> list[Job]:
-    fields = (
-        "job_id",
-        "tenant",
-        "gpus",
-        "duration_s",
-        "submit_time",
-        "time_limit_s",
-        "data_policy",
-        "gpu_types",
-        "job_type",
-        "priority",
-        "preemptible",
-        "checkpoint_interval_s",
-        "deadline",
-        "flexible",
-    )
-    return [Job(**{f: getattr(j, f) for f in fields}) for j in jobs]
+    return [j.spec_copy() for j in jobs]
 
 
 def run(fleet, policy, jobs, observer=None):

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from arkwright.fleets import load_fleet
 from arkwright.service.app import create_app
 from arkwright.service.control import ControlPlane
-from arkwright.service.db import Base, make_engine
+from arkwright.service.harness import wipe_database
 from arkwright.service.server import ServiceConfig, bootstrap_admin, build_control
-
-
-def _fresh_postgres(url: str) -> str:
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        Base.metadata.drop_all(connection)
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    engine.dispose()
-    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -39,7 +29,7 @@ def db_url(request, tmp_path: Path) -> str:
             "(run the suite with `make test`, which starts PostgreSQL)",
         )
         pytest.skip(f"PostgreSQL: {reason}")
-    return _fresh_postgres(url)
+    return wipe_database(url)
 
 
 @dataclass

@@ -236,3 +236,16 @@ def test_cordoned_pool_starts_nothing_and_site_down_requeues(service):
     service.wait_for(long_job, alice, {"running"})
     pools = {p["name"]: p for p in service.client.get("/v1/pools", headers=alice).json()}
     assert pools["remote-eu/h100"]["cordoned"] and pools["remote-eu/h100"]["reason"]
+
+
+def test_simulated_runs_are_accounted_in_job_time(service):
+    alice = service.user("alice", "research")
+    job_id = service.client.post(
+        "/v1/jobs", headers=alice, json={"gpus": 8, "time": "2h", "sites": ["remote-uk"]}
+    ).json()["id"]
+    service.wait_for(job_id, alice, {"completed"})  # 2 h at 3600x: about 2 s
+    usage = service.client.get("/v1/usage", headers=alice).json()["by_site"]["remote-uk"]
+    # B200 runs llm work ~2x an H100... this job type is 'default' (spec ratio ~2.3x),
+    # so 8 GPUs for under an hour of job time: well above wall-clock seconds.
+    assert 2.0 < usage["gpu_hours"] <= 16.0
+    assert usage["cost_gbp"] == pytest.approx(usage["gpu_hours"] * 3.5)

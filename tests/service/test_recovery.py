@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from arkwright.service.app import create_app
 from arkwright.service.db import JobRow
+from arkwright.service.harness import free_port, start_server
 from arkwright.service.server import bootstrap_admin
 from tests.service.conftest import Service, start_service
 
@@ -124,50 +122,13 @@ def test_a_run_killed_outright_is_requeued_and_runs_again(service, tmp_path):
     assert "requeued" in events
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(db_url: str, data: Path, port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "arkwright",
-            "serve",
-            "--db",
-            db_url,
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-            "--sim-speedup",
-            "600",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not come up")
-
-
 def test_sigkill_mid_flight_loses_no_accepted_job(db_url, tmp_path):
     token = bootstrap_admin(db_url)
     data = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     admin = {"Authorization": f"Bearer {token}"}
-    server = _serve(db_url, data, port)
+    server = start_server(db_url, data, port, "--sim-speedup", "600")
     try:
         accepted = []
         for n in range(12):
@@ -188,7 +149,7 @@ def test_sigkill_mid_flight_loses_no_accepted_job(db_url, tmp_path):
         time.sleep(0.3)
         os.killpg(server.pid, signal.SIGKILL)  # mid-flight: runs in progress, queue busy
         server.wait()
-        server = _serve(db_url, data, port)
+        server = start_server(db_url, data, port, "--sim-speedup", "600")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             jobs = httpx.get(f"{url}/v1/jobs?limit=100", headers=admin).json()["items"]

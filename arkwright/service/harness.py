@@ -1,0 +1,65 @@
+"""Run a real `arkwright serve` process on loopback: for tests, benchmarks and demos."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from arkwright.service.db import Base, make_engine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wipe_database(url: str) -> str:
+    """Drop Arkwright's tables (and Alembic's record) so the next start migrates afresh."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        Base.metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    return url
+
+
+def start_server(
+    db_url: str, data_dir: Path, port: int, *extra: str, timeout_s: float = 30.0
+) -> subprocess.Popen:
+    """Start `arkwright serve` in its own session and wait until /healthz answers."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "arkwright",
+            "serve",
+            "--db",
+            db_url,
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"arkwright serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"arkwright serve did not answer on port {port} in {timeout_s:g} s")
