@@ -37,7 +37,9 @@ def _parse_text(text: str) -> float:
         if not day_text.isdigit():
             raise ValueError(f"not a duration: {text!r}")
         days = int(day_text)
-        parts = raw.split(":") if raw else ["0"]
+        if not raw:
+            raise ValueError(f"not a duration: {text!r} (hours must follow the '-')")
+        parts = raw.split(":")
         if not all(p.isdigit() for p in parts) or len(parts) > 3:
             raise ValueError(f"not a duration: {text!r}")
         hours, minutes, seconds = ([int(p) for p in parts] + [0, 0])[:3]

@@ -39,10 +39,13 @@ def _alive_runner(pid: int, run_dir: Path) -> bool:
     """Is `pid` a live runner for this directory (not a recycled pid)?"""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        status = Path(f"/proc/{pid}/stat").read_text().split()
-    except OSError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return status[2] != "Z" and str(run_dir).encode() in cmdline
+    if state in ("Z", "X"):
+        return False
+    # An empty command line means the process is still exec-ing: not yet anyone else's.
+    return cmdline == [b""] or str(run_dir).encode() in cmdline
 
 
 def _find_runner(run_dir: Path) -> int | None:
@@ -119,6 +122,8 @@ class LocalBackend:
                     str(run_dir),
                     "--time-limit",
                     f"{limit:.3f}",
+                    "--grace",
+                    f"{self.grace_s:g}",
                     "--",
                     *request.command,
                 ],
@@ -172,10 +177,12 @@ class LocalBackend:
             items = list(self._tracked.items())
         for job_id, record in items:
             popen = record.get("popen")
-            if popen is not None:
-                popen.poll()  # reap our own children
+            if popen is not None:  # our own child: the OS says whether it lives (and reaps it)
+                alive = popen.poll() is None
+            else:  # found again after a restart
+                alive = _alive_runner(record["pid"], record["dir"])
             outcome = self._read_exit(job_id, record["dir"])
-            if outcome is None and not _alive_runner(record["pid"], record["dir"]):
+            if outcome is None and not alive:
                 # The runner may have written exit.json just before it died.
                 outcome = self._read_exit(job_id, record["dir"]) or Outcome(
                     job_id, Ending.LOST, now, None, "runner process vanished"

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--time-limit", type=float, default=0.0)
+    parser.add_argument(
+        "--grace", type=float, default=GRACE_S, help="seconds between SIGTERM and SIGKILL"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             ending = "cancelled" if stop["signal"] else "timeout"
             _signal_group(child.pid, signal.SIGTERM)
             term_sent = now
-        elif term_sent is not None and now - term_sent > GRACE_S:
+        elif term_sent is not None and now - term_sent > args.grace:
             _signal_group(child.pid, signal.SIGKILL)
         time.sleep(0.05)
     reason = {
