@@ -25,6 +25,7 @@ import time
 
 from arkwright.core.job import JobState
 from arkwright.core.policy import PolicySpec
+from arkwright.core.policy_data import DataPolicy
 from arkwright.core.scheduler import Scheduler
 from arkwright.core.throughput import ThroughputTable
 from arkwright.fleets import load_fleet
@@ -72,7 +73,8 @@ def pass_cost(policy: str, queued: int, repeats: int = 3) -> float:
         for pool_index, state in enumerate(scheduler.pool_states):
             while state.free_gpus:
                 job = next(fillers)
-                job.gpus, job.duration_s, job.time_limit_s = 1, 1e7, 1e7
+                job.gpus, job.duration_s, job.time_limit_s = 1, 1.5e5, 1.5e5  # within 48 h
+                job.data_policy, job.gpu_types = DataPolicy(), None  # may go anywhere
                 scheduler.submit(job, 0.0)
                 scheduler.schedule(0.0)
             holes = list(scheduler.running_by_end[pool_index])[:: 10 * state.gpus_per_node]
@@ -94,11 +96,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--skip-passes", action="store_true")
+    parser.add_argument("--passes-only", action="store_true")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_policy(args.one, args.jobs, args.seed)))
         return
 
+    if args.passes_only:
+        print_pass_costs(args.policies.split(","))
+        return
     print(f"Simulating {args.jobs:,} synthetic jobs on uk-2026 at 80% offered load")
     print(
         f"{'policy':<22}{'sim s':>8}{'ratio':>7}{'jobs/s':>10}{'events/s':>11}"
@@ -128,11 +134,14 @@ def main() -> None:
             f"{row['jobs'] / row['sim_s']:>10,.0f}{row['events'] / row['sim_s']:>11,.0f}"
             f"{row['peak_rss_mb']:>13,.0f}{row['utilization']:>7.1%}{row['violations']:>6}"
         )
-    if args.skip_passes:
-        return
+    if not args.skip_passes:
+        print_pass_costs(args.policies.split(","))
+
+
+def print_pass_costs(policies: list[str]) -> None:
     print("\nOne full scheduling pass on a busy, fragmented uk-2026 (best of 3)")
     print(f"{'policy':<22}{'queued':>9}{'pass ms':>10}{'ratio to 1k':>13}{'µs/queued job':>15}")
-    for policy in args.policies.split(","):
+    for policy in policies:
         base = None
         for queued in (1_000, 10_000, 100_000):
             seconds = pass_cost(policy, queued)
