@@ -80,12 +80,19 @@ def effective_capacity(
 
 
 def synthesize(
-    fleet: Fleet, jobs: int, load: float, seed: int, throughput: ThroughputTable | None = None
+    fleet: Fleet,
+    jobs: int,
+    load: float,
+    seed: int,
+    throughput: ThroughputTable | None = None,
+    span_days: float | None = None,
 ) -> list[Job]:
     """`jobs` jobs whose demand is `load` times the fleet's capacity over the span.
 
     With a throughput table, capacity is what the fleet's GPUs deliver for this mix of
     job types (in reference-GPU seconds); without one, every GPU counts as a reference GPU.
+    With `span_days`, run times are stretched so the jobs fill that span at that load
+    (planning a year with fewer, longer jobs).
     """
     if jobs <= 0:
         raise ValueError(f"jobs must be positive, got {jobs}")
@@ -158,6 +165,12 @@ def synthesize(
     total_gpu_s = sum(demand_by_type.values())
     capacity = effective_capacity(fleet, throughput, demand_by_type)
     span = total_gpu_s / (load * max(capacity, 1e-9))
+    if span_days is not None:
+        # A fixed span at the same load: stretch every run (coarser jobs, same demand shape).
+        stretch = span_days * DAY / span
+        duration = (duration * stretch).round()
+        time_limit = np.ceil(time_limit * stretch / 900) * 900
+        span = span_days * DAY
     hours = max(int(np.ceil(span / 3600)), 1)
     per_hour = rng.multinomial(jobs, arrival_weights(hours) / arrival_weights(hours).sum())
     submit = np.repeat(np.arange(hours) * 3600.0, per_hour) + rng.random(jobs) * 3600.0

@@ -1,0 +1,1 @@
+"""Capacity planning: which GPUs, where, meet each programme's service at least cost."""
