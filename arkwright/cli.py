@@ -134,6 +134,9 @@ def trace_synth(
     out: Path = typer.Option(..., help="Where to write the CSV trace."),
     throughput: Path | None = typer.Option(None, help="TOML overriding throughput cells."),
     flat: bool = typer.Option(False, help="Count every GPU as a reference GPU for load."),
+    span_days: float | None = typer.Option(
+        None, help="Fill exactly this many days (run times stretched to keep the load)."
+    ),
 ) -> None:
     """Generate realistic synthetic demand for a fleet.
 
@@ -145,7 +148,7 @@ def trace_synth(
     fleet = _fleet(fleet_name)
     table = None if flat else _table(fleet, throughput)
     try:
-        generated = synthesize(fleet, jobs, load, seed, table)
+        generated = synthesize(fleet, jobs, load, seed, table, span_days)
     except ValueError as exc:
         raise fail(str(exc)) from None
     rows = write_trace(out, generated)

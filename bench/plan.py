@@ -1,6 +1,6 @@
 """Benchmark: how long a capacity plan over uk-2026 takes, and how it scales with options.
 
-    python bench/plan.py                  # a year of demand as 10,000 jobs, growth 1.5
+    python bench/plan.py                  # a year of demand as 5,000 jobs, growth 1.5
     python bench/plan.py --jobs 30000
 
 Plans with the first 2, 4 and 8 options of examples/uk-2026-options.toml for a year of
@@ -27,7 +27,7 @@ MENU = Path(__file__).parent.parent / "examples" / "uk-2026-options.toml"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, default=5_000)
     parser.add_argument("--growth", type=float, default=1.5)
     parser.add_argument("--counts", default="2,4,8")
     args = parser.parse_args()

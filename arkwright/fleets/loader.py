@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from arkwright.core.fleet import Fleet, Pool, Site, Tenant
 from arkwright.core.gpus import GPU_CATALOGUE, UnknownGpuModel, gpu_spec
@@ -25,27 +25,30 @@ class FleetFileError(ValueError):
     pass
 
 
+def known_gpu_model(value: str) -> str:
+    """A Pydantic validator body: the model name, or the catalogue's error for it."""
+    try:
+        gpu_spec(value)
+    except UnknownGpuModel as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+GpuModel = Annotated[str, AfterValidator(known_gpu_model)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class PoolFile(_Strict):
     name: str = Field(min_length=1)
-    gpu: str
+    gpu: GpuModel
     gpus_per_node: PositiveInt
     nodes: PositiveInt
     interconnect: str = "unspecified"
     price_gbp_per_gpu_hour: NonNegative
     watts_per_gpu: NonNegative | None = None  # defaults to the model's board power
-
-    @field_validator("gpu")
-    @classmethod
-    def _known_gpu(cls, value: str) -> str:
-        try:
-            gpu_spec(value)
-        except UnknownGpuModel as exc:
-            raise ValueError(str(exc)) from None
-        return value
 
 
 class SiteFile(_Strict):

@@ -22,11 +22,11 @@ import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from arkwright.core.fleet import Fleet, Pool, Site
-from arkwright.core.gpus import GPU_CATALOGUE, UnknownGpuModel, gpu_spec
-from arkwright.fleets.loader import SiteFile, _build, _key_path
+from arkwright.core.gpus import GPU_CATALOGUE
+from arkwright.fleets.loader import GpuModel, SiteFile, _build, _key_path
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -53,7 +53,7 @@ class OptionFile(BaseModel):
     name: str = Field(min_length=1)
     site: str | None = None
     new_site: NewSite | None = None
-    gpu: str
+    gpu: GpuModel
     gpus_per_node: Annotated[int, Field(gt=0)]
     nodes_per_unit: Annotated[int, Field(gt=0)]
     max_units: Annotated[int, Field(gt=0, le=1000)] = 10
@@ -62,15 +62,6 @@ class OptionFile(BaseModel):
     price_gbp_per_gpu_hour: NonNegative
     watts_per_gpu: Positive | None = None
     lead_time_months: NonNegative = 0.0
-
-    @field_validator("gpu")
-    @classmethod
-    def _known_gpu(cls, value: str) -> str:
-        try:
-            gpu_spec(value)
-        except UnknownGpuModel as exc:
-            raise ValueError(str(exc)) from None
-        return value
 
 
 class OptionsFile(BaseModel):
@@ -83,7 +74,7 @@ class Option:
     name: str
     site: str
     new_site: Site | None
-    gpu: str
+    gpu: GpuModel
     gpus_per_node: int
     nodes_per_unit: int
     max_units: int
