@@ -74,7 +74,7 @@ class Option:
     name: str
     site: str
     new_site: Site | None
-    gpu: GpuModel
+    gpu: str
     gpus_per_node: int
     nodes_per_unit: int
     max_units: int
