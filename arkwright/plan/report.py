@@ -12,6 +12,7 @@ from arkwright.plan.economics import EconomicModel
 from arkwright.plan.options import Option, with_additions
 from arkwright.plan.search import PlanResult
 from arkwright.plan.targets import Target
+from arkwright.sim import plots
 
 YEAR_S = 365 * 86400.0
 
@@ -140,10 +141,7 @@ def build_report(
 def write_report(out: Path, report: dict, result: PlanResult) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     written = [out / "plan.json"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -154,15 +152,13 @@ def write_report(out: Path, report: dict, result: PlanResult) -> list[Path]:
     )
     path = [(s.annual_cost_gbp / 1e6, s.shortfall) for s in result.steps if s.kind != "stop"]
     ax.plot([p[0] for p in path], [p[1] for p in path], "k-", marker="s", label="search path")
-    ax.set_xlabel("added cost, £M a year (capex over 5 years + opex)")
-    ax.set_ylabel("shortfall against targets (0 = all met)")
-    ax.set_title("Cost against service level")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    written.append(out / "cost_vs_service.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    plots.label(
+        ax,
+        "added cost, £M a year (capex over 5 years + opex)",
+        "shortfall against targets (0 = all met)",
+        "Cost against service level",
+    )
+    written.append(plots.save(fig, out / "cost_vs_service.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     by_region: dict[str, int] = {}
@@ -175,10 +171,7 @@ def write_report(out: Path, report: dict, result: PlanResult) -> list[Path]:
     ax.bar_label(bars, fmt="%d")
     ax.set_ylabel("GPUs added")
     ax.set_title("Chosen additions by region")
-    fig.tight_layout()
-    written.append(out / "additions_by_region.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(plots.save(fig, out / "additions_by_region.png"))
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     sites = report["energy"]["by_site"]
@@ -195,8 +188,5 @@ def write_report(out: Path, report: dict, result: PlanResult) -> list[Path]:
         )
         axis.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
         axis.set_title(label)
-    fig.tight_layout()
-    written.append(out / "energy_carbon.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(plots.save(fig, out / "energy_carbon.png"))
     return written

@@ -461,21 +461,32 @@ class ControlPlane:
 
     # -------------------------------------------------------------- admin actions
 
+    def _record_state(self, row_type, key: str, audit: AuditRow, **fields) -> None:
+        """Upsert an admin state row (pool cordon, site down) and its audit entry."""
+        with self.sessions() as session, session.begin():
+            row = session.get(row_type, key) or row_type(
+                **{row_type.__mapper__.primary_key[0].key: key}
+            )
+            for name, value in fields.items():
+                setattr(row, name, value)
+            session.add(row)
+            session.add(audit)
+
     def set_pool_cordoned(self, pool_name: str, cordoned: bool, reason: str, actor: str) -> None:
         with self.lock:
             index = self.pool_index[pool_name]
-            with self.sessions() as session, session.begin():
-                row = session.get(PoolStateRow, pool_name) or PoolStateRow(pool=pool_name)
-                row.cordoned, row.reason = cordoned, reason
-                session.add(row)
-                session.add(
-                    AuditRow(
-                        actor=actor,
-                        action="cordon" if cordoned else "uncordon",
-                        target=pool_name,
-                        detail=reason,
-                    )
-                )
+            self._record_state(
+                PoolStateRow,
+                pool_name,
+                AuditRow(
+                    actor=actor,
+                    action="cordon" if cordoned else "uncordon",
+                    target=pool_name,
+                    detail=reason,
+                ),
+                cordoned=cordoned,
+                reason=reason,
+            )
             self.scheduler.set_cordoned(index, cordoned)
         self._wake.set()
 
@@ -484,18 +495,18 @@ class ControlPlane:
         requeued = 0
         now = self.clock()
         with self.lock:
-            with self.sessions() as session, session.begin():
-                row = session.get(SiteStateRow, site_name) or SiteStateRow(site=site_name)
-                row.down, row.reason = down, reason
-                session.add(row)
-                session.add(
-                    AuditRow(
-                        actor=actor,
-                        action="site-down" if down else "site-up",
-                        target=site_name,
-                        detail=reason,
-                    )
-                )
+            self._record_state(
+                SiteStateRow,
+                site_name,
+                AuditRow(
+                    actor=actor,
+                    action="site-down" if down else "site-up",
+                    target=site_name,
+                    detail=reason,
+                ),
+                down=down,
+                reason=reason,
+            )
             for pool in self.fleet.pools_at(site_name):
                 self.scheduler.set_cordoned(pool.index, down)
                 if down:

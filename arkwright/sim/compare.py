@@ -15,6 +15,7 @@ from arkwright.core.job import Job
 from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import SchedulerConfig
 from arkwright.fleets import load_fleet
+from arkwright.sim import plots
 from arkwright.sim.simulator import SimulationResult, Simulator
 from arkwright.sim.throughput_file import table_for
 
@@ -100,10 +101,7 @@ def write_compare(out: Path, results: dict[str, SimulationResult]) -> dict:
 
 
 def plot_compare(out: Path, results: dict[str, SimulationResult]) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     written = []
     # Line styles as well as colours, so the plots read without colour.
@@ -126,15 +124,13 @@ def plot_compare(out: Path, results: dict[str, SimulationResult]) -> list[Path]:
             label=name,
         )
     ax.set_xscale("log")
-    ax.set_xlabel("wait before first start (hours, log; 0 shown at 0.001)")
-    ax.set_ylabel("fraction of jobs")
-    ax.set_title("Wait-time CDF by policy")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    written.append(out / "wait_cdf.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    plots.label(
+        ax,
+        "wait before first start (hours, log; 0 shown at 0.001)",
+        "fraction of jobs",
+        "Wait-time CDF by policy",
+    )
+    written.append(plots.save(fig, out / "wait_cdf.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for n, (name, result) in enumerate(results.items()):
@@ -144,15 +140,8 @@ def plot_compare(out: Path, results: dict[str, SimulationResult]) -> list[Path]:
         ax.plot(
             days, np.asarray(busy) * 100, linestyle=styles[n % len(styles)], label=name, linewidth=1
         )
-    ax.set_xlabel("days")
-    ax.set_ylabel("GPUs busy (%)")
-    ax.set_title("Fleet utilisation over time")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    written.append(out / "utilization.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    plots.label(ax, "days", "GPUs busy (%)", "Fleet utilisation over time")
+    written.append(plots.save(fig, out / "utilization.png"))
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
     names = list(results)
@@ -166,8 +155,5 @@ def plot_compare(out: Path, results: dict[str, SimulationResult]) -> list[Path]:
         axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
         axis.set_title(label)
         axis.bar_label(bars, fmt="%.0f", fontsize=8)
-    fig.tight_layout()
-    written.append(out / "energy_carbon.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
+    written.append(plots.save(fig, out / "energy_carbon.png"))
     return written
