@@ -722,6 +722,10 @@ class Scheduler:
                 continue
             if not job.pool_mask >> i & 1:
                 continue
+            if self.ledger is not None and not self.ledger.affordable_now(
+                job, pool, self.speed_on(job, pool)
+            ):
+                continue  # a budget is a hard rule: making room must not break it
             held = self.reservations.get(i)
             if held is not None and held.holder is not job and self._order_key(held.holder) < key:
                 continue  # room made here would belong to the job ahead

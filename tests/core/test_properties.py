@@ -174,3 +174,39 @@ def test_carbon_deferral_never_causes_a_deadline_miss_that_backfill_avoids(fleet
             continue
         if ends["backfill"][job.job_id] <= job.deadline:
             assert ends["carbon+backfill"][job.job_id] <= job.deadline + 1e-6
+
+
+@given(
+    fleet=fleets(),
+    jobs=traces(),
+    policy=st.sampled_from(POLICIES),
+    limits=st.lists(st.floats(0.5, 50.0), min_size=3, max_size=3),
+    unit=st.sampled_from(["gpuh", "gbp"]),
+)
+def test_a_programme_never_spends_past_its_budget(fleet, jobs, policy, limits, unit):
+    from arkwright.core.budget import Budget, BudgetUnit
+    from arkwright.core.scheduler import SchedulerConfig
+
+    budgets = {t: Budget(limit, BudgetUnit(unit)) for t, limit in zip(TENANTS, limits, strict=True)}
+    seen = {}
+
+    def observe(decision, scheduler):
+        ledger = scheduler.ledger
+        seen["ledger"] = ledger
+        for tenant, budget in budgets.items():
+            # Spend plus the worst case still committed never passes the limit.
+            assert ledger.spent[tenant] + ledger.committed[tenant] <= budget.limit + 1e-6
+
+    simulator = Simulator(
+        fleet,
+        PolicySpec.parse(policy),
+        audit=True,
+        tick_s=600,
+        config=SchedulerConfig(budgets=budgets),
+        observer=observe,
+    )
+    summary = simulator.run(copy_jobs(jobs)).summary
+    assert summary["eligibility_violations"] == 0
+    if "ledger" in seen:
+        for tenant, budget in budgets.items():
+            assert seen["ledger"].spent[tenant] <= budget.limit + 1e-6
