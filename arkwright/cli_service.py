@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from arkwright.cli import app, console, fail
+from arkwright.cli import app, console, errors, fail
 from arkwright.client import ApiError, Client
 
 admin_app = typer.Typer(help="Administration.", no_args_is_help=True)
@@ -233,3 +233,71 @@ def usage() -> None:
                 f"{row['energy_kwh']:,.1f}",
             )
         console.print(table)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sbatch(
+    ctx: typer.Context,
+    script: Path = typer.Argument(..., help="A Slurm batch script with #SBATCH directives."),
+    parsable: bool = typer.Option(False, "--parsable", help="Print only the job ids."),
+) -> None:
+    """Submit a Slurm batch script unchanged; sbatch options after it override the script."""
+    from arkwright.sbatch import SbatchError, parse_script
+
+    try:
+        text = script.read_text()
+    except OSError as exc:
+        raise fail(f"{script}: cannot read ({exc.strerror})") from None
+    try:
+        job = parse_script(text, list(ctx.args))
+        bodies = job.submissions(str(script), text)
+    except SbatchError as exc:
+        raise fail(f"{script}: {exc}") from None
+    for warning in job.warnings:
+        errors.print(f"[yellow]warning:[/] {script}: {warning}", highlight=False)
+    client = _client()
+    for body in bodies:
+        created = _call(client.submit, body)
+        print(created["id"] if parsable else f"Submitted batch job {created['id']}")
+
+
+SLURM_STATES = {
+    "pending": "PD",
+    "starting": "CF",
+    "running": "R",
+    "completed": "CD",
+    "failed": "F",
+    "cancelled": "CA",
+    "rejected": "F",
+}
+
+
+@app.command()
+def squeue(
+    all_states: bool = typer.Option(False, "--all", help="Include ended jobs."),
+    tenant: str | None = typer.Option(None, "--account", "-A"),
+) -> None:
+    """Jobs in the format Slurm users know."""
+    from datetime import UTC, datetime
+
+    from arkwright.timefmt import format_duration
+
+    states = None if all_states else "pending,starting,running"
+    page = _call(_client().jobs, state=states, tenant=tenant, limit=1000)
+    print(
+        f"{'JOBID':>10} {'PARTITION':<24} {'NAME':<16} {'USER':<10} ST {'TIME':>11} "
+        f"{'GPUS':>5} NODELIST(REASON)"
+    )
+    now = datetime.now(UTC)
+    for job in reversed(page["items"]):
+        elapsed = "0:00"
+        if job["started_at"] and job["state"] == "running":
+            started = datetime.fromisoformat(job["started_at"])
+            started = started if started.tzinfo else started.replace(tzinfo=UTC)
+            elapsed = format_duration((now - started).total_seconds())
+        where = job["pool"] or f"({job['reason'][:30] or 'Priority'})"
+        print(
+            f"{job['id']:>10} {(job['pool'] or 'any')[:24]:<24} {job['name'][:16]:<16} "
+            f"{job['user'][:10]:<10} {SLURM_STATES.get(job['state'], '??'):>2} "
+            f"{elapsed:>11} {job['gpus']:>5} {where}"
+        )

@@ -1,0 +1,64 @@
+"""`arkwright sbatch` and `squeue` against a real server, running the script locally."""
+
+import os
+import signal
+import time
+
+import httpx
+from typer.testing import CliRunner
+
+from arkwright.cli import app
+from arkwright.service.harness import free_port, start_server
+from arkwright.service.server import bootstrap_admin
+
+SCRIPT = """#!/bin/bash
+#SBATCH --job-name=hello
+#SBATCH --account=research
+#SBATCH --partition=workstation
+#SBATCH --gres=gpu:1
+#SBATCH --time=00:05:00
+#SBATCH --array=1-2
+#SBATCH --mail-type=END
+echo "task $SLURM_ARRAY_TASK_ID on slots $ARKWRIGHT_GPU_SLOTS"
+"""
+
+
+def test_sbatch_submits_an_array_that_runs_here(tmp_path):
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    token = bootstrap_admin(db)
+    port = free_port()
+    server = start_server(db, tmp_path / "data", port)
+    env = {"ARKWRIGHT_URL": f"http://127.0.0.1:{port}", "ARKWRIGHT_TOKEN": token, "COLUMNS": "200"}
+    try:
+        script = tmp_path / "hello.sh"
+        script.write_text(SCRIPT)
+        runner = CliRunner()
+        result = runner.invoke(app, ["sbatch", str(script), "--parsable"], env=env)
+        assert result.exit_code == 0, result.output
+        ids = [line for line in result.output.splitlines() if line.startswith("j-")]
+        assert len(ids) == 2 and "--mail-type is not used by Arkwright" in result.output
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            jobs = [
+                httpx.get(f"{env['ARKWRIGHT_URL']}/v1/jobs/{i}", headers=headers).json()
+                for i in ids
+            ]
+            if all(j["state"] == "completed" for j in jobs):
+                break
+            time.sleep(0.2)
+        assert [j["name"] for j in jobs] == ["hello_1", "hello_2"]
+        assert {j["state"] for j in jobs} == {"completed"}
+        outputs = sorted(
+            httpx.get(f"{env['ARKWRIGHT_URL']}/v1/jobs/{i}/logs", headers=headers).text for i in ids
+        )
+        assert outputs[0].startswith("task 1 on slots ") and outputs[1].startswith("task 2 ")
+        queue = runner.invoke(app, ["squeue", "--all"], env=env)
+        assert queue.exit_code == 0 and "JOBID" in queue.output
+        assert "hello_1" in queue.output and " CD " in queue.output
+        bad = tmp_path / "bad.sh"
+        bad.write_text("#!/bin/bash\n#SBATCH --time=tomorrow\n#SBATCH --gpus=1\n")
+        refused = runner.invoke(app, ["sbatch", str(bad)], env=env)
+        assert refused.exit_code == 2 and "line 2: --time" in refused.output
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)

@@ -1,0 +1,104 @@
+"""#SBATCH parsing against scripts written the way HPC centres document them."""
+
+import pytest
+
+from arkwright.sbatch import SbatchError, parse_script
+
+LLM_TRAINING = """#!/bin/bash
+#SBATCH --job-name=llama-ft
+#SBATCH --account=research
+#SBATCH --partition=isambard-ai
+#SBATCH --nodes=2
+#SBATCH --gpus-per-node=4
+#SBATCH --ntasks-per-node=4
+#SBATCH --time=1-12:00:00
+#SBATCH --output=logs/%x-%j.out
+#SBATCH --error=logs/%x-%j.err
+#SBATCH --mem=0
+
+module load cuda
+srun python train.py
+#SBATCH --gpus=64
+"""
+
+GRES_STYLE = """#!/bin/bash -l
+# A comment before the directives is fine
+#SBATCH -J vision
+#SBATCH -N 1
+#SBATCH --gres=gpu:h100:2   # two H100s
+#SBATCH -t 90
+#SBATCH -A nhs
+python infer.py
+"""
+
+ARRAY = """#!/bin/bash
+#SBATCH --job-name sweep
+#SBATCH --gpus=1
+#SBATCH --time 00:30:00
+#SBATCH --array=0-15:4%2
+python sweep.py --seed $SLURM_ARRAY_TASK_ID
+"""
+
+
+def one(text, *overrides):
+    job = parse_script(text, list(overrides))
+    return job, job.submissions("job.sh", text)
+
+
+def test_multi_node_training_script():
+    job, [body] = one(LLM_TRAINING)
+    assert body["name"] == "llama-ft" and body["gpus"] == 8 and body["tenant"] == "research"
+    assert body["time"] == "1-12:00:00" and body["sites"] == ["isambard-ai"]
+    assert body["env"]["SLURM_STDOUT_PATTERN"] == "logs/%x-%j.out"
+    assert body["command"][:2] == ["bash", "-c"]
+    # --mem is reported and ignored; the #SBATCH after the first command is not read.
+    assert job.warnings == ["line 11: --mem is not used by Arkwright; ignored"]
+
+
+def test_gres_short_options_and_typed_gpus():
+    job, [body] = one(GRES_STYLE)
+    assert (body["name"], body["gpus"], body["gpu_type"]) == ("vision", 2, ["H100"])
+    assert body["time"] == "90" and body["tenant"] == "nhs" and not job.warnings
+
+
+def test_array_expands_to_one_job_per_task():
+    _, bodies = one(ARRAY)
+    assert [b["name"] for b in bodies] == ["sweep_0", "sweep_4", "sweep_8", "sweep_12"]
+    assert [b["env"]["SLURM_ARRAY_TASK_ID"] for b in bodies] == ["0", "4", "8", "12"]
+
+
+def test_command_line_overrides_the_script():
+    _, [body] = one(LLM_TRAINING, "--nodes", "4", "-t", "2:00:00", "--partition=nebius-london")
+    assert body["gpus"] == 16 and body["time"] == "2:00:00"
+    assert body["sites"] == ["nebius-london"]
+    _, [body] = one(GRES_STYLE, "--gpus=b200:8")
+    assert body["gpus"] == 8 and body["gpu_type"] == ["B200"]  # --gpus wins over --gres
+
+
+@pytest.mark.parametrize(
+    "script, needle",
+    [
+        ("#!/bin/bash\n#SBATCH --time=soon\n#SBATCH --gpus=1\n", "line 2: --time: not a duration"),
+        ("#!/bin/bash\n#SBATCH --gres=gpu:z900:2\n", "line 2: unknown GPU type 'z900'"),
+        (
+            "#!/bin/bash\n#SBATCH --nodes=two\n#SBATCH --gpus-per-node=1\n",
+            "line 2: --nodes: expected a positive number",
+        ),
+        ("#!/bin/bash\n#SBATCH --job-name\n", "line 2: --job-name needs a value"),
+        (
+            "#!/bin/bash\n#SBATCH --array=9-0\n#SBATCH --gpus=1\n",
+            "line 2: --array: '9-0' is an empty",
+        ),
+        ("#!/bin/bash\n#SBATCH --mem=8G\npython cpu.py\n", "no GPUs requested"),
+        ("#!/bin/bash\n#SBATCH --gres=license:matlab\n", "asks for no GPUs"),
+        ('#!/bin/bash\n#SBATCH --job-name="unclosed\n', "line 2: cannot read"),
+    ],
+)
+def test_bad_scripts_name_the_line(script, needle):
+    with pytest.raises(SbatchError, match=needle):
+        one(script)
+
+
+def test_unknown_directives_are_warned_with_their_line():
+    job, _ = one("#!/bin/bash\n#SBATCH --gpus=1\n#SBATCH --frobnicate=3\n")
+    assert job.warnings == ["line 3: unknown option --frobnicate; ignored"]
