@@ -125,9 +125,6 @@ class Scheduler:
             self._speed_rows[job_type] = row
         return row
 
-    def eligible_pools(self, job: Job) -> tuple[int, ...]:
-        return self.eligibility.classes[job.eligibility_class].pools
-
     # ------------------------------------------------------------------ events
 
     def submit(self, job: Job, now: float) -> list[Decision]:

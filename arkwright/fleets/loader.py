@@ -37,6 +37,19 @@ def known_gpu_model(value: str) -> str:
 GpuModel = Annotated[str, AfterValidator(known_gpu_model)]
 
 
+def known_accreditations(values: list[str]) -> list[str]:
+    for value in values:
+        if value.upper().replace("-", "_") in Classification.__members__:
+            continue
+        if value.upper() == value and value:
+            continue  # certifications such as NHS-DSPT, ISO27001, CYBER-ESSENTIALS-PLUS
+        raise ValueError(f"accreditation {value!r} should be an upper-case name")
+    return values
+
+
+Accreditations = Annotated[list[str], AfterValidator(known_accreditations)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,7 +69,7 @@ class SiteFile(_Strict):
     region: str
     jurisdiction: str
     operator: str
-    accreditations: list[str] = []
+    accreditations: Accreditations = []
     carbon_g_per_kwh: NonNegative
     carbon_hourly: list[NonNegative] | None = None
     pue: Annotated[float, Field(ge=1.0, le=3.0)] = 1.3
@@ -65,17 +78,6 @@ class SiteFile(_Strict):
     max_job_hours: Annotated[float, Field(gt=0)] | None = None
     note: str = ""
     pools: list[PoolFile] = Field(min_length=1)
-
-    @field_validator("accreditations")
-    @classmethod
-    def _known_levels(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if value.upper().replace("-", "_") in Classification.__members__:
-                continue
-            if value.upper() == value and value:
-                continue  # certifications such as NHS-DSPT, ISO27001, CYBER-ESSENTIALS-PLUS
-            raise ValueError(f"accreditation {value!r} should be an upper-case name")
-        return values
 
     @field_validator("carbon_hourly")
     @classmethod
@@ -169,6 +171,42 @@ def parse_fleet(raw: dict, source: str) -> Fleet:
     return _build(spec, source)
 
 
+def build_site(
+    name: str,
+    region: str,
+    jurisdiction: str,
+    operator: str,
+    accreditations: list[str],
+    carbon_g_per_kwh: float,
+    pue: float,
+    backend: str = "simulated",
+    allowed_tenants: list[str] | None = None,
+    carbon_hourly: list[float] | None = None,
+    max_job_hours: float | None = None,
+) -> Site:
+    """The core's Site from validated file fields (also used for sites a plan adds)."""
+    upper = frozenset(a.upper() for a in accreditations)
+    levels = [
+        Classification[a.replace("-", "_")]
+        for a in upper
+        if a.replace("-", "_") in Classification.__members__
+    ]
+    return Site(
+        name=name,
+        region=region,
+        jurisdiction=jurisdiction.upper(),
+        operator=operator,
+        accreditations=upper,
+        max_classification=max(levels, default=Classification.OFFICIAL),
+        carbon_g_per_kwh=carbon_g_per_kwh,
+        pue=pue,
+        backend=backend,
+        allowed_tenants=frozenset(allowed_tenants) if allowed_tenants else None,
+        carbon_hourly=tuple(carbon_hourly) if carbon_hourly else None,
+        max_job_duration_s=max_job_hours * 3600 if max_job_hours else None,
+    )
+
+
 def _build(spec: FleetFile, source: str) -> Fleet:
     problems: list[str] = []
     seen_sites: set[str] = set()
@@ -182,30 +220,7 @@ def _build(spec: FleetFile, source: str) -> Fleet:
             problems.append(f"{source}: sites: duplicate site {site_spec.name!r}")
             continue
         seen_sites.add(site_spec.name)
-        accreditations = frozenset(a.upper() for a in site_spec.accreditations)
-        levels = [
-            Classification[a.replace("-", "_")]
-            for a in accreditations
-            if a.replace("-", "_") in Classification.__members__
-        ]
-        site = Site(
-            name=site_spec.name,
-            region=site_spec.region,
-            jurisdiction=site_spec.jurisdiction.upper(),
-            operator=site_spec.operator,
-            accreditations=accreditations,
-            max_classification=max(levels, default=Classification.OFFICIAL),
-            carbon_g_per_kwh=site_spec.carbon_g_per_kwh,
-            pue=site_spec.pue,
-            backend=site_spec.backend,
-            allowed_tenants=(
-                frozenset(site_spec.allowed_tenants) if site_spec.allowed_tenants else None
-            ),
-            carbon_hourly=tuple(site_spec.carbon_hourly) if site_spec.carbon_hourly else None,
-            max_job_duration_s=(
-                site_spec.max_job_hours * 3600 if site_spec.max_job_hours else None
-            ),
-        )
+        site = build_site(**site_spec.model_dump(exclude={"pools", "note"}))
         sites.append(site)
         pool_names: set[str] = set()
         for pool_spec in site_spec.pools:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from arkwright.core.fleet import Fleet, Pool, Site
 from arkwright.core.gpus import GPU_CATALOGUE
-from arkwright.fleets.loader import GpuModel, SiteFile, _build, _key_path
+from arkwright.fleets.loader import Accreditations, GpuModel, _key_path, build_site
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -43,7 +43,7 @@ class NewSite(BaseModel):
     region: str
     jurisdiction: str = "UK"
     operator: str = "new"
-    accreditations: list[str] = ["OFFICIAL"]
+    accreditations: Accreditations = ["OFFICIAL"]
     carbon_g_per_kwh: NonNegative
     pue: Annotated[float, Field(ge=1.0, le=3.0)] = 1.2
 
@@ -136,7 +136,7 @@ def parse_options(raw: dict, source: str, fleet: Fleet) -> list[Option]:
             if item.new_site.name in fleet.site_by_name:
                 problems.append(f"{where}.new_site.name: {item.new_site.name!r} already exists")
                 continue
-            new_site = _site_from(item.new_site, source)
+            new_site = build_site(**item.new_site.model_dump())
         options.append(
             Option(
                 name=item.name,
@@ -156,31 +156,6 @@ def parse_options(raw: dict, source: str, fleet: Fleet) -> list[Option]:
     if problems:
         raise OptionsError("\n".join(problems))
     return options
-
-
-def _site_from(new: NewSite, source: str) -> Site:
-    site_file = SiteFile(
-        name=new.name,
-        region=new.region,
-        jurisdiction=new.jurisdiction,
-        operator=new.operator,
-        accreditations=new.accreditations,
-        carbon_g_per_kwh=new.carbon_g_per_kwh,
-        pue=new.pue,
-        pools=[
-            {
-                "name": "placeholder",
-                "gpu": "H100",
-                "gpus_per_node": 1,
-                "nodes": 1,
-                "price_gbp_per_gpu_hour": 0,
-            }
-        ],
-    )
-    from arkwright.fleets.loader import FleetFile
-
-    built = _build(FleetFile(name="x", sites=[site_file]), source)
-    return built.sites[0]
 
 
 def with_additions(fleet: Fleet, options: list[Option], units: tuple[int, ...]) -> Fleet:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from arkwright.backends.base import Backend, Ending, Outcome, RunRequest
 from arkwright.core.decisions import Preempt, Reject, Start
@@ -214,7 +214,7 @@ class ControlPlane:
         if isinstance(found, Outcome):
             allocation = tuple(tuple(a) for a in row.allocation or [])
             self.scheduler.adopt(job, pool.index, allocation, to_epoch(row.started_at) or now)
-            self._settle(found)
+            self._settle_all([found])
             return "settled"
         allocation = tuple(tuple(a) for a in row.allocation or [])
         try:
@@ -693,9 +693,6 @@ class ControlPlane:
             return None
         return handle
 
-    def _settle(self, outcome: Outcome) -> None:
-        self._settle_all([outcome])
-
     def _settle_all(self, outcomes: list[Outcome]) -> None:
         """Record how runs ended (one transaction), then free their GPUs in the core."""
         updates: list[dict] = []
@@ -828,6 +825,3 @@ class ControlPlane:
             session.add(JobEventRow(job_id=job_id, kind=event, detail=detail))
             if audit:
                 session.add(AuditRow(actor=audit[0], action=audit[1], target=job_id))
-
-    def session(self) -> Session:
-        return self.sessions()

@@ -127,6 +127,20 @@ def test_new_site_options_add_a_site():
         ([option(site=None)], "exactly one of site"),
         ([option(), option()], "duplicate option name"),
         ([option(colour="red")], "colour"),
+        (
+            [
+                option(
+                    site=None,
+                    new_site={
+                        "name": "x",
+                        "region": "r",
+                        "carbon_g_per_kwh": 1,
+                        "accreditations": ["secret-ish"],
+                    },
+                )
+            ],
+            "new_site.accreditations",
+        ),
     ],
 )
 def test_bad_menus_name_the_option_and_key(menu, needle):
