@@ -46,6 +46,11 @@ class RunRequest:
     runtime_s: float = 0.0  # how long a simulated run lasts, in job time
 
 
+class BackendUnavailable(RuntimeError):
+    """The site could not be reached (its controller is down, the network failed): not the
+    job's fault. The control plane puts the job back in the queue and rests the site."""
+
+
 class IneligiblePlacement(RuntimeError):
     """Raised when a start would put a job on a pool its data policy forbids."""
 

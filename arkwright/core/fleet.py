@@ -85,6 +85,9 @@ class Fleet:
     assumptions: tuple[str, ...] = ()
     # Throughput cells this fleet's operators measured: job type -> GPU model -> speed.
     throughput: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Per-site settings for the backend that runs it (e.g. how to reach a Slurm controller);
+    # the core never reads them.
+    backend_settings: dict[str, object] = field(default_factory=dict)
     tenant_by_name: dict[str, Tenant] = field(init=False, repr=False)
     site_by_name: dict[str, Site] = field(init=False, repr=False)
 

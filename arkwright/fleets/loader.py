@@ -9,13 +9,22 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from arkwright.core.fleet import Fleet, Pool, Site, Tenant
 from arkwright.core.gpus import GPU_CATALOGUE, UnknownGpuModel, gpu_spec
 from arkwright.core.policy_data import Classification
+from arkwright.fleets.slurm_settings import SlurmSettings
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -73,11 +82,27 @@ class SiteFile(_Strict):
     carbon_g_per_kwh: NonNegative
     carbon_hourly: list[NonNegative] | None = None
     pue: Annotated[float, Field(ge=1.0, le=3.0)] = 1.3
-    backend: str = "simulated"
+    backend: Literal["simulated", "local", "slurm"] = "simulated"
+    slurm: SlurmSettings | None = None
     allowed_tenants: list[str] | None = None
     max_job_hours: Annotated[float, Field(gt=0)] | None = None
     note: str = ""
     pools: list[PoolFile] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _slurm_table_fits(self) -> SiteFile:
+        if self.slurm is None:
+            return self
+        if self.backend != "slurm":
+            raise ValueError(
+                f"a [sites.slurm] table needs backend = 'slurm' (got {self.backend!r})"
+            )
+        pools = {p.name for p in self.pools}
+        for key in ("partitions", "gres_types"):
+            for pool in getattr(self.slurm, key):
+                if pool not in pools:
+                    raise ValueError(f"slurm.{key}: {pool!r} is not a pool of this site")
+        return self
 
     @field_validator("carbon_hourly")
     @classmethod
@@ -220,7 +245,7 @@ def _build(spec: FleetFile, source: str) -> Fleet:
             problems.append(f"{source}: sites: duplicate site {site_spec.name!r}")
             continue
         seen_sites.add(site_spec.name)
-        site = build_site(**site_spec.model_dump(exclude={"pools", "note"}))
+        site = build_site(**site_spec.model_dump(exclude={"pools", "note", "slurm"}))
         sites.append(site)
         pool_names: set[str] = set()
         for pool_spec in site_spec.pools:
@@ -279,6 +304,9 @@ def _build(spec: FleetFile, source: str) -> Fleet:
         tenants,
         assumptions,
         throughput={jt: dict(row) for jt, row in spec.throughput.items()},
+        backend_settings={
+            s.name: s.slurm or SlurmSettings() for s in spec.sites if s.backend == "slurm"
+        },
     )
 
 

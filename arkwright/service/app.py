@@ -113,6 +113,7 @@ def job_out(row: JobRow, user: str) -> JobOut:
         site=site,
         attempts=row.attempts,
         exit_code=row.exit_code,
+        slurm_job_id=(row.handle or {}).get("slurm_job_id"),
         submitted_at=row.submitted_at,
         started_at=row.started_at,
         finished_at=row.finished_at,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import sessionmaker
 
-from arkwright.backends.base import Backend, Ending, Outcome, RunRequest
+from arkwright.backends.base import Backend, BackendUnavailable, Ending, Outcome, RunRequest
 from arkwright.core.decisions import Preempt, Reject, Start
 from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job, JobState, PriorityClass
@@ -121,6 +121,7 @@ class ControlPlane:
         tick_s: float = 0.2,
         full_pass_every_s: float = 30.0,
         requeue_lost: bool = True,
+        site_rest_s: float = 30.0,
         on_pass: Callable[[float], None] | None = None,
     ) -> None:
         self.fleet = fleet
@@ -132,6 +133,10 @@ class ControlPlane:
         self.tick_s = tick_s
         self.full_pass_every_s = full_pass_every_s
         self.requeue_lost = requeue_lost
+        self.site_rest_s = site_rest_s
+        # Pools cordoned for a while because their site's backend could not be reached:
+        # pool index -> when to try again. Admin cordons are never touched by this.
+        self._resting: dict[int, float] = {}
         self.on_pass = on_pass
         self.lock = threading.RLock()
         self.stats = PassStats()
@@ -487,6 +492,7 @@ class ControlPlane:
                 cordoned=cordoned,
                 reason=reason,
             )
+            self._resting.pop(index, None)
             self.scheduler.set_cordoned(index, cordoned)
         self._wake.set()
 
@@ -508,6 +514,7 @@ class ControlPlane:
                 reason=reason,
             )
             for pool in self.fleet.pools_at(site_name):
+                self._resting.pop(pool.index, None)
                 self.scheduler.set_cordoned(pool.index, down)
                 if down:
                     for job in list(self.scheduler.running_by_end[pool.index]):
@@ -553,7 +560,9 @@ class ControlPlane:
         if outcomes:
             with self.lock:
                 self._settle_all(outcomes)
+        self._record_backend_events()
         with self.lock:
+            self._end_rests(now)
             full = now - self._last_full >= self.full_pass_every_s
             if full:
                 self._last_full = now
@@ -678,7 +687,29 @@ class ControlPlane:
             runtime_s=max(job.duration_s - job.work_done_s, 0.0) / job.speed,
         )
         try:
+            if pool.index in self._resting:  # an earlier start this pass found it unreachable
+                raise BackendUnavailable("resting after a failed contact")
             handle = self.backends[pool.site.name].start(request)
+        except BackendUnavailable as exc:
+            log.warning(
+                "site %s unreachable; %s goes back to the queue: %s",
+                pool.site.name,
+                job.job_id,
+                exc,
+            )
+            self.scheduler.requeue(job.job_id, now)
+            self._update(
+                job.job_id,
+                "pending",
+                reason=f"requeued: {pool.site.name} not reachable ({exc})",
+                pool=None,
+                allocation=None,
+                handle=None,
+                event="requeued",
+                detail=str(exc),
+            )
+            self._rest_site(pool.site.name, now)
+            return None
         except Exception as exc:
             log.warning("start of %s on %s failed: %s", job.job_id, pool.name, exc)
             self._update(
@@ -758,6 +789,35 @@ class ControlPlane:
             self._update(job.job_id, "failed", reason=reason, finished=now, event="failed")
             self.scheduler.finish(job.job_id, now)
         self._backend_for(job).cancel(job.job_id, handle or {})
+
+    # ------------------------------------------------------- unreachable sites
+
+    def _rest_site(self, site_name: str, now: float) -> None:
+        """Start nothing more at an unreachable site for a while; work goes elsewhere."""
+        for pool in self.fleet.pools_at(site_name):
+            if pool.index in self._resting or not self.scheduler.cordoned_mask >> pool.index & 1:
+                self._resting[pool.index] = now + self.site_rest_s
+                self.scheduler.set_cordoned(pool.index, True)
+
+    def _end_rests(self, now: float) -> None:
+        for index, until in list(self._resting.items()):
+            if now >= until:
+                del self._resting[index]
+                self.scheduler.set_cordoned(index, False)
+
+    def _record_backend_events(self) -> None:
+        """Backends that report progress (Slurm's own job states) add to job histories."""
+        at = from_epoch(self.clock())
+        events = []
+        for backend in {id(b): b for b in self.backends.values()}.values():
+            drain = getattr(backend, "drain_events", None)
+            if drain is not None:
+                events += [
+                    {"job_id": job_id, "kind": kind, "detail": detail, "at": at}
+                    for job_id, kind, detail in drain()
+                ]
+        if events:
+            self._write([], events, [])
 
     # --------------------------------------------------------------- helpers
 

@@ -101,6 +101,7 @@ class JobOut(BaseModel):
     site: str | None
     attempts: int
     exit_code: int | None
+    slurm_job_id: str | None = None  # the run's id in its site's Slurm, where it has one
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from arkwright.backends.base import Backend
 from arkwright.backends.local import LocalBackend
 from arkwright.backends.simulated import SimulatedBackend
+from arkwright.backends.slurm import SlurmBackend
 from arkwright.core.fleet import Fleet
 from arkwright.core.policy import PolicySpec
 from arkwright.service.auth import issue_token
@@ -43,9 +44,8 @@ class ServiceConfig:
 
 
 def build_backends(config: ServiceConfig) -> dict[str, Backend]:
-    """One backend per site: `local` runs processes here; the rest run in scaled time.
-
-    Sites configured for `slurm` run simulated until the Slurm backend lands."""
+    """One backend per site: `local` runs processes here, `slurm` drives that site's Slurm
+    controller (its own backend each), `simulated` runs in scaled time."""
     simulated = SimulatedBackend(config.fleet, config.sim_speedup)
     local: LocalBackend | None = None
     backends: dict[str, Backend] = {}
@@ -53,11 +53,14 @@ def build_backends(config: ServiceConfig) -> dict[str, Backend]:
         if site.backend == "local":
             local = local or LocalBackend(config.fleet, config.data_dir / "runs")
             backends[site.name] = local
+        elif site.backend == "slurm":
+            backends[site.name] = SlurmBackend(
+                config.fleet,
+                site.name,
+                config.fleet.backend_settings[site.name],
+                config.data_dir / "slurm" / site.name,
+            )
         else:
-            if site.backend not in ("simulated",):
-                log.warning(
-                    "site %s: backend %r not available here; simulating it", site.name, site.backend
-                )
             backends[site.name] = simulated
     return backends
 

@@ -1,0 +1,477 @@
+"""A site run by Slurm: the core places a job on a pool, this submits it to the pool's
+partition with sbatch, watches it with squeue, and cancels it with scancel.
+
+Nothing is lost or run twice:
+- each submission carries its Arkwright identity (`--job-name ark-<job>`, `--comment
+  arkwright:<job>:<attempt>`), so a start the control plane recorded but whose handle it
+  never saw (a crash right after sbatch) is found again by name, not submitted twice;
+- `--no-requeue`: Slurm never re-runs a job by itself. When Slurm loses one through no
+  fault of the job (NODE_FAIL, BOOT_FAIL, PREEMPTED, purged while we were away), this
+  reports it LOST and the control plane places it again, on any eligible site;
+- the batch script writes an exit record beside the job's logs, so a job that ended and
+  was purged from the controller's memory while Arkwright was down is still settled by
+  its own exit code; `sacct` is asked first where the site keeps accounting;
+- when the controller does not answer, runs stay tracked (jobs keep running under
+  slurmd) and are judged when it answers again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shlex
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from arkwright.backends.base import (
+    BackendUnavailable,
+    Ending,
+    Outcome,
+    RunHandle,
+    RunRequest,
+    check_boundary,
+)
+from arkwright.backends.slurm_commands import (
+    SlurmCommandError,
+    SlurmCommands,
+    parse_slurm_time,
+)
+from arkwright.core.fleet import Fleet
+from arkwright.fleets.slurm_settings import SlurmSettings
+
+log = logging.getLogger("arkwright.slurm")
+
+# Slurm job states that are not over yet.
+ACTIVE_STATES = frozenset(
+    {
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "SUSPENDED",
+        "RESIZING",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESV_DEL_HOLD",
+        "SIGNALING",
+        "STAGE_OUT",
+        "STOPPED",
+    }
+)
+
+# Terminal states: what they mean for Arkwright, and the reason it records.
+ENDINGS: dict[str, tuple[Ending, str]] = {
+    "COMPLETED": (Ending.COMPLETED, ""),
+    "FAILED": (Ending.FAILED, "exited with a non-zero status"),
+    "TIMEOUT": (Ending.FAILED, "hit its time limit"),
+    "OUT_OF_MEMORY": (Ending.FAILED, "ran out of memory"),
+    "DEADLINE": (Ending.FAILED, "passed its deadline"),
+    "SPECIAL_EXIT": (Ending.FAILED, "ended with a special exit"),
+    "CANCELLED": (Ending.CANCELLED, "cancelled in Slurm"),
+    "NODE_FAIL": (Ending.LOST, "its node failed"),
+    "BOOT_FAIL": (Ending.LOST, "its node failed to boot"),
+    "PREEMPTED": (Ending.LOST, "preempted by Slurm"),
+    "REVOKED": (Ending.LOST, "revoked by a Slurm federation"),
+}
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_EXIT_CODE = re.compile(r"\bExitCode=(\d+):(\d+)")
+
+
+@dataclass
+class _Run:
+    job_id: str
+    attempt: int
+    run_dir: str
+    slurm_id: str | None  # None: submitted (perhaps) but the id was never recorded
+    submitted_at: float
+    last_state: str = ""
+
+
+@dataclass(frozen=True)
+class SlurmStatus:
+    state: str
+    reason: str
+    ended_at: float | None
+
+
+def batch_script(request: RunRequest, run_dir: str) -> str:
+    """The script Slurm runs: the job's environment and command, then an exit record."""
+    lines = [
+        "#!/bin/bash",
+        f"# Arkwright job {request.job.job_id}, attempt {request.attempt}: written by Arkwright",
+        f"export ARKWRIGHT_JOB_ID={shlex.quote(request.job.job_id)}",
+        'export ARKWRIGHT_GPU_SLOTS="${SLURM_JOB_GPUS:-${CUDA_VISIBLE_DEVICES:-}}"',
+    ]
+    for name, value in sorted(request.env.items()):
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} is not valid in a shell")
+        lines.append(f"export {name}={shlex.quote(value)}")
+    lines += [
+        shlex.join(request.command),
+        "rc=$?",
+        f"cd {shlex.quote(run_dir)}",
+        'printf \'{"exit_code": %d, "ended_at": %s}\\n\' "$rc" "$(date +%s)"'
+        " > exit.json.partial && mv exit.json.partial exit.json",
+        'exit "$rc"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class SlurmBackend:
+    def __init__(
+        self,
+        fleet: Fleet,
+        site_name: str,
+        settings: SlurmSettings,
+        work_dir: Path | str,
+        clock=time.time,
+    ) -> None:
+        self.name = "slurm"
+        self.time_scale = 1.0
+        self.fleet = fleet
+        self.site_name = site_name
+        self.settings = settings
+        self.work_dir = str(settings.work_dir or work_dir)
+        self.commands = SlurmCommands(settings)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tracked: dict[str, _Run] = {}
+        self._cancels_owed: dict[str, str] = {}  # slurm id -> job id, for when it answers
+        self._events: list[tuple[str, str, str]] = []  # (job id, kind, detail)
+        self._next_poll = 0.0
+        self._has_sacct: bool | None = None  # learnt on first use
+        self.reachable = True
+
+    # ------------------------------------------------------------------ start
+
+    def _run_dir(self, job_id: str, attempt: int) -> str:
+        return f"{self.work_dir}/{job_id}/attempt-{attempt}"
+
+    def sbatch_args(self, request: RunRequest, run_dir: str) -> list[str]:
+        job, pool = request.job, request.pool
+        short = pool.name.split("/", 1)[1]
+        per_node = max(gpus for _, gpus in request.allocation)
+        limit_s = job.requested_s / (job.speed or 1.0)
+        args = [
+            "sbatch",
+            "--parsable",
+            f"--job-name=ark-{job.job_id}",
+            f"--comment=arkwright:{job.job_id}:{request.attempt}",
+            f"--partition={self.settings.partition_for(short)}",
+            f"--nodes={len(request.allocation)}",
+            "--ntasks-per-node=1",
+            f"--gres={self.settings.gres_for(short, per_node)}",
+            f"--time={max(1, math.ceil(limit_s / 60))}",
+            f"--chdir={run_dir}",
+            f"--output={run_dir}/stdout.log",
+            f"--error={run_dir}/stderr.log",
+            "--no-requeue",
+            "--export=NONE",
+        ]
+        account = self.settings.account_for(job.tenant)
+        if account:
+            args.append(f"--account={account}")
+        if self.settings.qos:
+            args.append(f"--qos={self.settings.qos}")
+        return [*args, *self.settings.extra_args]
+
+    def start(self, request: RunRequest) -> RunHandle:
+        check_boundary(self.fleet, request)
+        job = request.job
+        if not request.command:
+            raise ValueError(f"job {job.job_id} has no command to run on {request.pool.name}")
+        run_dir = self._run_dir(job.job_id, request.attempt)
+        script = batch_script(request, run_dir)
+        self.commands.run(["mkdir", "-p", run_dir])
+        out = self.commands.run(self.sbatch_args(request, run_dir), stdin=script)
+        slurm_id = out.strip().split(";")[0]
+        if not slurm_id.isdigit():
+            raise SlurmCommandError(f"sbatch printed {out.strip()!r}, not a job id")
+        run = _Run(job.job_id, request.attempt, run_dir, slurm_id, self.clock(), "SUBMITTED")
+        with self._lock:
+            self._tracked[job.job_id] = run
+        self._event(job.job_id, "slurm", f"submitted as Slurm job {slurm_id}")
+        return self._handle(run, request.pool.name)
+
+    def _handle(self, run: _Run, pool: str = "") -> RunHandle:
+        return {
+            "backend": self.name,
+            "site": self.site_name,
+            "slurm_job_id": run.slurm_id,
+            "dir": run.run_dir,
+            "attempt": run.attempt,
+            "pool": pool,
+            "submitted_at": run.submitted_at,
+        }
+
+    # ------------------------------------------------------------------ watch
+
+    def squeue(self, slurm_ids: list[str]) -> dict[str, SlurmStatus]:
+        """What the controller says of these jobs (those it still knows)."""
+        found: dict[str, SlurmStatus] = {}
+        for chunk in range(0, len(slurm_ids), 500):
+            ids = ",".join(slurm_ids[chunk : chunk + 500])
+            try:
+                out = self.commands.run(
+                    ["squeue", "-h", "-t", "all", f"--jobs={ids}", "-o", "%i|%T|%r|%e"]
+                )
+            except SlurmCommandError as exc:
+                if "invalid job id" in str(exc).lower():
+                    continue  # none of this chunk is known any more
+                raise
+            for line in out.splitlines():
+                parts = line.strip().split("|")
+                if len(parts) == 4:
+                    found[parts[0]] = SlurmStatus(parts[1], parts[2], parse_slurm_time(parts[3]))
+        return found
+
+    def find_by_name(self, runs: list[_Run]) -> dict[str, str]:
+        """Arkwright job id -> Slurm job id, for runs whose submission went unrecorded."""
+        names = ",".join(f"ark-{run.job_id}" for run in runs)
+        out = self.commands.run(["squeue", "-h", "-t", "all", f"--name={names}", "-o", "%i|%k"])
+        wanted = {f"arkwright:{run.job_id}:{run.attempt}": run.job_id for run in runs}
+        found = {}
+        for line in out.splitlines():
+            slurm_id, _, comment = line.strip().partition("|")
+            if comment.strip() in wanted:
+                found[wanted[comment.strip()]] = slurm_id
+        return found
+
+    def poll(self, now: float) -> list[Outcome]:
+        if now < self._next_poll:
+            return []
+        self._next_poll = now + self.settings.poll_interval_s
+        with self._lock:
+            runs = list(self._tracked.values())
+        try:
+            self._pay_cancels()
+            if not runs:
+                return []
+            outcomes = self._judge_all(runs, now)
+        except BackendUnavailable as exc:
+            if self.reachable:
+                log.warning("site %s: Slurm not answering: %s", self.site_name, exc)
+                for run in runs:
+                    self._event(run.job_id, "slurm", f"controller not answering: {exc}")
+            self.reachable = False
+            return []
+        if not self.reachable:
+            log.info("site %s: Slurm answering again", self.site_name)
+            for run in runs:
+                self._event(run.job_id, "slurm", "controller answering again")
+        self.reachable = True
+        with self._lock:
+            for outcome in outcomes:
+                self._tracked.pop(outcome.job_id, None)
+        return outcomes
+
+    def _judge_all(self, runs: list[_Run], now: float) -> list[Outcome]:
+        unnamed = [run for run in runs if run.slurm_id is None]
+        if unnamed:
+            found = self.find_by_name(unnamed)
+            for run in unnamed:
+                run.slurm_id = found.get(run.job_id)
+        outcomes = []
+        for run in unnamed:
+            if run.slurm_id is None:
+                outcomes.append(
+                    Outcome(run.job_id, Ending.LOST, now, None, "its start never reached Slurm")
+                )
+        named = [run for run in runs if run.slurm_id is not None]
+        statuses = self.squeue([run.slurm_id for run in named])
+        for run in named:
+            status = statuses.get(run.slurm_id)
+            outcome = (
+                self._settle_unknown(run, now) if status is None else self._judge(run, status, now)
+            )
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    def _judge(self, run: _Run, status: SlurmStatus, now: float) -> Outcome | None:
+        if status.state != run.last_state:
+            run.last_state = status.state
+            reason = f" ({status.reason})" if status.reason not in ("", "None") else ""
+            self._event(run.job_id, "slurm", f"Slurm job {run.slurm_id}: {status.state}{reason}")
+        if status.state in ACTIVE_STATES:
+            waited = now - run.submitted_at
+            if status.state == "PENDING" and waited > self.settings.pending_timeout_s:
+                self.commands.run(["scancel", run.slurm_id])
+                return Outcome(
+                    run.job_id,
+                    Ending.LOST,
+                    now,
+                    None,
+                    f"Slurm kept job {run.slurm_id} pending for {waited:.0f} s "
+                    f"({status.reason}); placing it again",
+                )
+            return None
+        ending, reason = ENDINGS.get(status.state, (Ending.FAILED, "ended"))
+        exit_code = self._exit_code(run)
+        if ending is Ending.FAILED and exit_code:
+            reason = f"{reason} ({exit_code})" if status.state != "FAILED" else f"exit {exit_code}"
+        detail = f"Slurm job {run.slurm_id} {status.state}" + (f": {reason}" if reason else "")
+        return Outcome(run.job_id, ending, status.ended_at or now, exit_code, detail)
+
+    def _exit_code(self, run: _Run) -> int | None:
+        try:
+            out = self.commands.run(["scontrol", "-o", "show", "job", str(run.slurm_id)])
+        except SlurmCommandError:
+            record = self._exit_record(run)
+            return record.get("exit_code") if record else None
+        match = _EXIT_CODE.search(out)
+        if match is None:
+            return None
+        code, signal = int(match.group(1)), int(match.group(2))
+        return code if signal == 0 else 128 + signal
+
+    def _exit_record(self, run: _Run) -> dict | None:
+        try:
+            return json.loads(self.commands.run(["cat", f"{run.run_dir}/exit.json"]))
+        except (SlurmCommandError, ValueError):
+            return None
+
+    def _sacct(self, run: _Run) -> tuple[SlurmStatus, int | None] | None:
+        if self._has_sacct is False:
+            return None
+        try:
+            out = self.commands.run(
+                ["sacct", "-n", "-X", "-P", "-j", str(run.slurm_id), "-o", "State,ExitCode,End"]
+            )
+        except SlurmCommandError as exc:
+            if "accounting storage is disabled" in str(exc).lower():
+                self._has_sacct = False
+            return None
+        self._has_sacct = True
+        for line in out.splitlines():
+            state, code, end = [*line.split("|"), "", "", ""][:3]
+            if state:
+                exit_code = int(code.split(":")[0]) if code[:1].isdigit() else None
+                return SlurmStatus(state.split()[0], "", parse_slurm_time(end)), exit_code
+        return None
+
+    def _settle_unknown(self, run: _Run, now: float) -> Outcome | None:
+        """The controller no longer lists the job: accounting, then the exit record."""
+        accounted = self._sacct(run)
+        if accounted is not None:
+            status, exit_code = accounted
+            if status.state in ACTIVE_STATES:
+                return None
+            ending, reason = ENDINGS.get(status.state, (Ending.FAILED, "ended"))
+            return Outcome(
+                run.job_id,
+                ending,
+                status.ended_at or now,
+                exit_code,
+                f"Slurm job {run.slurm_id} {status.state} (from sacct)"
+                + (f": {reason}" if reason else ""),
+            )
+        record = self._exit_record(run)
+        if record is not None:
+            exit_code = int(record.get("exit_code", 1))
+            return Outcome(
+                run.job_id,
+                Ending.COMPLETED if exit_code == 0 else Ending.FAILED,
+                float(record.get("ended_at", now)),
+                exit_code,
+                f"Slurm job {run.slurm_id} ended (from its exit record)"
+                + ("" if exit_code == 0 else f": exit {exit_code}"),
+            )
+        return Outcome(
+            run.job_id,
+            Ending.LOST,
+            now,
+            None,
+            f"Slurm no longer knows job {run.slurm_id} and it left no exit record "
+            "(purged, or the controller lost its state)",
+        )
+
+    # ----------------------------------------------------------------- cancel
+
+    def cancel(self, job_id: str, handle: RunHandle) -> None:
+        with self._lock:
+            run = self._tracked.pop(job_id, None)
+        slurm_id = run.slurm_id if run else (handle or {}).get("slurm_job_id")
+        if slurm_id is None:
+            if run is not None:  # its id was never learnt: cancel by name when possible
+                try:
+                    found = self.find_by_name([run])
+                except BackendUnavailable:
+                    found = {}
+                slurm_id = found.get(job_id)
+            if slurm_id is None:
+                return
+        try:
+            self.commands.run(["scancel", str(slurm_id)])
+        except BackendUnavailable:
+            with self._lock:
+                self._cancels_owed[str(slurm_id)] = job_id
+        except SlurmCommandError as exc:  # already gone: nothing left to stop
+            log.info("scancel %s (job %s): %s", slurm_id, job_id, exc)
+
+    def _pay_cancels(self) -> None:
+        with self._lock:
+            owed = dict(self._cancels_owed)
+        for slurm_id, job_id in owed.items():
+            try:
+                self.commands.run(["scancel", slurm_id])
+            except SlurmCommandError as exc:
+                log.info("scancel %s (job %s): %s", slurm_id, job_id, exc)
+            with self._lock:
+                self._cancels_owed.pop(slurm_id, None)
+
+    # ---------------------------------------------------------------- recover
+
+    def recover(
+        self, job_id: str, handle: RunHandle | None, attempt: int, now: float
+    ) -> Outcome | RunHandle | None:
+        handle = dict(handle or {})
+        run = _Run(
+            job_id,
+            attempt,
+            handle.get("dir") or self._run_dir(job_id, attempt),
+            handle.get("slurm_job_id"),
+            float(handle.get("submitted_at") or now),
+        )
+        try:
+            if run.slurm_id is None:
+                run.slurm_id = self.find_by_name([run]).get(job_id)
+                if run.slurm_id is None:
+                    return None  # the start was decided but never reached Slurm
+            status = self.squeue([run.slurm_id]).get(run.slurm_id)
+            outcome = (
+                self._settle_unknown(run, now) if status is None else self._judge(run, status, now)
+            )
+        except BackendUnavailable as exc:
+            # Cannot tell now. Keep it: the job may well be running under slurmd, and
+            # polling settles it when the controller answers.
+            self._event(job_id, "slurm", f"controller not answering at restart: {exc}")
+            outcome = None
+        if outcome is not None:
+            return outcome
+        with self._lock:
+            self._tracked[job_id] = run
+        return self._handle(run, handle.get("pool", ""))
+
+    # ------------------------------------------------------------------- misc
+
+    def log_path(self, job_id: str, handle: RunHandle, stream: str) -> str | None:
+        if self.settings.ssh or not handle or "dir" not in handle:
+            return None  # the logs live on the cluster's filesystem, not here
+        return str(Path(handle["dir"]) / f"{stream}.log")
+
+    def _event(self, job_id: str, kind: str, detail: str) -> None:
+        with self._lock:
+            self._events.append((job_id, kind, detail))
+
+    def drain_events(self) -> list[tuple[str, str, str]]:
+        """What happened to runs since the last call, for each job's event history."""
+        with self._lock:
+            events, self._events = self._events, []
+        return events

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# A private one-node Slurm cluster on this machine for the test suite (Debian's slurm-wlm
+# and munge, installed here if missing). The node declares GPUs as generic resources
+# (no devices) and two partitions stand for two Arkwright pools.
+#
+#   test-slurm.sh            install, configure, start; print `export` lines:
+#                            ARKWRIGHT_TEST_SLURM_CONF, or ARKWRIGHT_TEST_SLURM_SKIP with why
+#   test-slurm.sh ACTION     start-ctld | stop-ctld | start-slurmd | kill-slurmd | resume
+#                            (the fault tests restart daemons through these)
+set -u
+dir=${ARKWRIGHT_SLURM_DIR:-/tmp/arkwright-slurm}
+conf=$dir/slurm.conf
+node=$(hostname -s)
+say_skip() { echo "export ARKWRIGHT_TEST_SLURM_SKIP='$1'"; exit 0; }
+
+start_munge() {
+  pgrep -x munged >/dev/null && return 0
+  mkdir -p /run/munge /var/log/munge /var/lib/munge
+  chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null
+  [ -s /etc/munge/munge.key ] || { mungekey --create >/dev/null 2>&1 || return 1; }
+  chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
+  runuser -u munge -- /usr/sbin/munged || return 1
+}
+
+wait_for() {  # wait_for SECONDS COMMAND...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.5
+  done
+}
+
+ctld_up() { SLURM_CONF=$conf scontrol ping | grep -q UP; }
+node_ready() { SLURM_CONF=$conf sinfo -h -n "$node" -o %t | grep -Eq '^(idle|mix|alloc)$'; }
+pidof_file() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && cat "$1"; }
+
+case "${1:-setup}" in
+  start-ctld)
+    pidof_file "$dir/slurmctld.pid" >/dev/null || slurmctld -f "$conf"
+    wait_for 30 ctld_up; exit $? ;;
+  stop-ctld)
+    pid=$(pidof_file "$dir/slurmctld.pid") && kill "$pid"
+    wait_for 30 bash -c "! kill -0 ${pid:-0} 2>/dev/null"; exit 0 ;;
+  start-slurmd)
+    pidof_file "$dir/slurmd.pid" >/dev/null || slurmd -f "$conf"
+    exit 0 ;;
+  kill-slurmd)
+    pid=$(pidof_file "$dir/slurmd.pid") && kill -9 "$pid"; exit 0 ;;
+  resume)
+    SLURM_CONF=$conf scontrol update nodename="$node" state=resume >/dev/null 2>&1
+    wait_for 60 node_ready; exit $? ;;
+  setup) ;;
+  *) echo "unknown action: $1" >&2; exit 2 ;;
+esac
+
+if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Slurm and munge for the tests (apt-get)..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        slurm-wlm munge; } >&2
+  fi
+fi
+command -v slurmctld >/dev/null || say_skip "Slurm is not installed and apt-get could not install it"
+[ "$(id -u)" = 0 ] || say_skip "starting slurmd needs root"
+start_munge || say_skip "munged did not start"
+
+if ! ctld_up 2>/dev/null || ! node_ready 2>/dev/null; then
+  mkdir -p "$dir/state" "$dir/spool" "$dir/jobs"
+  # Slurm drops a GPU with no device file, so each stands on an ordinary file here.
+  mkdir -p "$dir/dev" && touch "$dir"/dev/gpu{0..7}
+  cat >"$dir/gres.conf" <<EOF
+AutoDetect=off
+NodeName=$node Name=gpu File=$dir/dev/gpu[0-7]
+EOF
+  # Ports away from a real cluster's; short timeouts so a killed slurmd is noticed in
+  # seconds; batch jobs are never requeued by Slurm itself (Arkwright decides where).
+  cat >"$conf" <<EOF
+ClusterName=arkwright-test
+SlurmctldHost=$node
+SlurmctldPort=16817
+SlurmdPort=16818
+SlurmUser=root
+AuthType=auth/munge
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+GresTypes=gpu
+SlurmdParameters=config_overrides
+MpiDefault=none
+ReturnToService=2
+SlurmdTimeout=6
+SlurmctldTimeout=30
+MessageTimeout=5
+KillWait=3
+MinJobAge=600
+JobRequeue=0
+InactiveLimit=0
+NodeName=$node CPUs=16 RealMemory=4000 Gres=gpu:8 State=UNKNOWN
+PartitionName=gpu Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+PartitionName=debug Nodes=$node MaxTime=INFINITE State=UP OverSubscribe=NO
+EOF
+  ln -sf "$dir/gres.conf" "$(dirname "$conf")/gres.conf" 2>/dev/null
+  pid=$(pidof_file "$dir/slurmctld.pid") && kill "$pid" && sleep 1
+  pid=$(pidof_file "$dir/slurmd.pid") && kill "$pid" && sleep 1
+  slurmctld -f "$conf" -c >/dev/null 2>&1 || say_skip "slurmctld did not start (see $dir/slurmctld.log)"
+  wait_for 30 ctld_up || say_skip "slurmctld did not answer (see $dir/slurmctld.log)"
+  slurmd -f "$conf" >/dev/null 2>&1 || say_skip "slurmd did not start (see $dir/slurmd.log)"
+  SLURM_CONF=$conf scontrol update nodename="$node" state=resume >/dev/null 2>&1
+  wait_for 60 node_ready || say_skip "the Slurm node did not become ready (see $dir/slurmd.log)"
+fi
+echo "export ARKWRIGHT_TEST_SLURM_CONF=$conf"
+echo "export ARKWRIGHT_TEST_SLURM_NODE=$node"
