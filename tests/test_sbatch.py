@@ -102,3 +102,57 @@ def test_bad_scripts_name_the_line(script, needle):
 def test_unknown_directives_are_warned_with_their_line():
     job, _ = one("#!/bin/bash\n#SBATCH --gpus=1\n#SBATCH --frobnicate=3\n")
     assert job.warnings == ["line 3: unknown option --frobnicate; ignored"]
+
+
+# (what the script is, the script, the submissions it must become: name, GPUs, GPU type,
+# time limit in seconds, programme). Written the way centre user guides show them.
+REAL_WORLD = [
+    (
+        "whole nodes by --gres and tasks per GPU",
+        "#!/bin/bash\n#SBATCH --job-name=md-run\n#SBATCH --nodes=4\n"
+        "#SBATCH --ntasks-per-node=4\n#SBATCH --gres=gpu:4\n#SBATCH --time=2-00\n"
+        "#SBATCH --account=research\n#SBATCH --exclusive\n\nsrun gmx mdrun\n",
+        [("md-run", 16, None, 2 * 86400, "research")],
+    ),
+    (
+        "minutes:seconds and a blank line inside the directive block",
+        "#!/bin/bash\n\n#SBATCH -J quick\n\n#SBATCH --gpus=1\n#SBATCH --time=30:00\necho ok\n",
+        [("quick", 1, None, 1800, None)],
+    ),
+    (
+        "days-hours:minutes with a typed --gpus-per-node",
+        "#!/bin/bash\n#SBATCH --job-name=fold\n#SBATCH --nodes=1\n"
+        "#SBATCH --gpus-per-node=gh200:4\n#SBATCH --time=1-06:30\n#SBATCH -A nhs\n"
+        "python fold.py\n",
+        [("fold", 4, ["GH200"], 86400 + 6 * 3600 + 30 * 60, "nhs")],
+    ),
+    (
+        "an array given as a list",
+        "#!/bin/bash\n#SBATCH --job-name=ens\n#SBATCH --gpus=2\n#SBATCH -t 10\n"
+        "#SBATCH --array=1,3,5\npython run.py\n",
+        [
+            ("ens_1", 2, None, 600, None),
+            ("ens_3", 2, None, 600, None),
+            ("ens_5", 2, None, 600, None),
+        ],
+    ),
+    (
+        "Windows line endings and short options in the space form",
+        "#!/bin/bash\r\n#SBATCH -J win\r\n#SBATCH -G 2\r\n#SBATCH -t 1:00:00\r\npython x.py\r\n",
+        [("win", 2, None, 3600, None)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "script, expected", [case[1:] for case in REAL_WORLD], ids=[case[0] for case in REAL_WORLD]
+)
+def test_real_world_scripts(script, expected):
+    from arkwright.timefmt import parse_duration
+
+    _, bodies = one(script)
+    got = [
+        (b["name"], b["gpus"], b.get("gpu_type"), parse_duration(b["time"]), b.get("tenant"))
+        for b in bodies
+    ]
+    assert got == expected
