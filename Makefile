@@ -7,7 +7,13 @@ OUT    ?= out/run
 
 .PHONY: install run serve test lint bench clean
 
-$(STAMP): pyproject.toml
+# The dashboard's chart library comes from the npm registry, pinned by hash (not committed).
+VENDOR_JS := arkwright/service/static/vendor/chart.umd.min.js
+$(VENDOR_JS): scripts/fetch_vendor.py
+	$(PYTHON) scripts/fetch_vendor.py
+	@touch $(VENDOR_JS)
+
+$(STAMP): pyproject.toml $(VENDOR_JS)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

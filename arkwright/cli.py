@@ -280,6 +280,7 @@ def simulate(
     carbon: Path | None = typer.Option(None, help="CSV of hourly gCO2/kWh per site."),
     budget: list[str] = typer.Option([], help="PROGRAMME=AMOUNT[gpuh|gbp]; repeatable."),
     over_budget: str = typer.Option("hold", help="hold or reject over-budget jobs."),
+    report: bool = typer.Option(False, "--report", help="Also write a self-contained report.html."),
 ) -> None:
     """Replay a trace on a fleet under a policy (the digital twin)."""
     from arkwright.sim.simulator import Simulator
@@ -306,6 +307,18 @@ def simulate(
     _warn_fallbacks(result.summary)
     print_summary(result.summary)
     console.print(f"wrote {out / 'summary.json'} and {out / 'utilization_hourly.csv'}")
+    if report:
+        _write_report(
+            out, fleet, {policy_name: result}, f"{policy_name} on {fleet.name}", trace_path
+        )
+
+
+def _write_report(out: Path, fleet, results: dict, title: str, trace_path: Path) -> None:
+    from arkwright.sim.report import write_report
+
+    with console.status("writing the report"):
+        path = write_report(out / "report.html", fleet, results, title, str(trace_path))
+    console.print(f"wrote {path} (self-contained: open it in any browser, offline)")
 
 
 def _budgets(entries: list[str]) -> dict:
@@ -390,6 +403,7 @@ def compare(
     carbon: Path | None = typer.Option(None, help="CSV of hourly gCO2/kWh per site."),
     budget: list[str] = typer.Option([], help="PROGRAMME=AMOUNT[gpuh|gbp]; repeatable."),
     over_budget: str = typer.Option("hold", help="hold or reject over-budget jobs."),
+    report: bool = typer.Option(False, "--report", help="Also write a self-contained report.html."),
 ) -> None:
     """Run one trace under several policies in parallel and compare them."""
     from arkwright.sim.compare import KEY_METRICS, run_policies, write_compare
@@ -427,6 +441,9 @@ def compare(
         table.add_row(name, *cells)
     console.print(table)
     console.print(f"wrote {out / 'compare.json'}, wait_cdf.png, utilization.png, energy_carbon.png")
+    if report:
+        title = f"{', '.join(names)} on {fleet.name}"
+        _write_report(out, fleet, results, title, trace_path)
 
 
 def write_outputs(out: Path, result) -> None:

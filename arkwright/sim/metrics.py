@@ -81,6 +81,8 @@ class Recorder:
         self.window = (0.0, 0.0)
         self.busy_in_window = np.zeros(n)
         self.timeline: list[np.ndarray] = []  # busy GPUs per pool, sampled hourly
+        self.busy_by_tenant_now: dict[str, float] = {}
+        self.tenant_timeline: list[dict[str, float]] = []  # busy GPUs per programme, hourly
         self.timeline_start = 0.0
 
     def _tenant(self, name: str) -> TenantTally:
@@ -93,10 +95,10 @@ class Recorder:
         """Sample the utilisation timeline for every hour boundary passed."""
         if not self.timeline:
             self.timeline_start = now - now % SAMPLE_S
-            self.timeline.append(self.busy_now.copy())
         due = int((now - self.timeline_start) // SAMPLE_S) + 1
         while len(self.timeline) < due:
             self.timeline.append(self.busy_now.copy())
+            self.tenant_timeline.append(dict(self.busy_by_tenant_now))
 
     def submitted_job(self, job: Job) -> None:
         self.submitted += 1
@@ -117,6 +119,10 @@ class Recorder:
 
     def started(self, job: Job, pool: Pool, eligible: bool) -> None:
         self.busy_now[pool.index] += job.allocated_gpus
+        tenant = job.tenant
+        self.busy_by_tenant_now[tenant] = (
+            self.busy_by_tenant_now.get(tenant, 0) + job.allocated_gpus
+        )
         if not eligible:
             self.eligibility_violations += 1
 
@@ -139,6 +145,7 @@ class Recorder:
 
     def finished(self, job: Job, pool: Pool, gpus: int, end: float, timed_out: bool) -> None:
         cost = self.run_segment(pool, gpus, job.started_at, end)
+        self.busy_by_tenant_now[job.tenant] -= gpus
         tally = self._tenant(job.tenant)
         tally.gpu_s += gpus * (end - job.started_at)
         tally.cost_gbp += cost
@@ -157,6 +164,7 @@ class Recorder:
         self, job: Job, pool: Pool, gpus: int, ran_from: float, at: float, lost_s: float
     ) -> None:
         cost = self.run_segment(pool, gpus, ran_from, at)
+        self.busy_by_tenant_now[job.tenant] -= gpus
         tally = self._tenant(job.tenant)
         tally.gpu_s += gpus * (at - ran_from)
         tally.cost_gbp += cost

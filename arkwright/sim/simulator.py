@@ -35,6 +35,8 @@ class SimulationResult:
     timeline: np.ndarray  # hourly busy GPUs, shape (hours, pools)
     timeline_start: float
     waits_by_tenant: dict[str, list[float]] = field(default_factory=dict)
+    # Busy GPUs per programme, sampled on the same hours as `timeline`.
+    tenant_timeline: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -164,4 +166,9 @@ class Simulator:
         )
         timeline = np.array(recorder.timeline) if recorder.timeline else np.zeros((0, len(pools)))
         waits = {name: tally.waits for name, tally in recorder.tenants.items()}
-        return SimulationResult(summary, timeline, recorder.timeline_start, waits)
+        tenants = sorted({name for sample in recorder.tenant_timeline for name in sample})
+        by_tenant = {
+            name: np.array([sample.get(name, 0.0) for sample in recorder.tenant_timeline])
+            for name in tenants
+        }
+        return SimulationResult(summary, timeline, recorder.timeline_start, waits, by_tenant)
