@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -22,8 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from arkwright.service.auth import Principal, TokenCache, issue_token, principal_for
+from arkwright.service.auth import Principal, TokenCache, issue_token
 from arkwright.service.control import AdmissionError, ControlPlane, IdempotencyConflict
+from arkwright.service.dashboard import mount_dashboard
 from arkwright.service.db import (
     AuditRow,
     JobEventRow,
@@ -47,7 +48,7 @@ from arkwright.service.schema import (
     TokenOut,
     UserIn,
 )
-from arkwright.timefmt import parse_duration
+from arkwright.service.views import Db, Me, job_out, user_names, visible_job
 
 
 class CoreCollector:
@@ -92,60 +93,6 @@ def _decode_cursor(cursor: str) -> int:
         raise HTTPException(400, "cursor: not a cursor this API gave out") from None
 
 
-def job_out(row: JobRow, user: str) -> JobOut:
-    spec = row.spec
-    site = row.pool.split("/", 1)[0] if row.pool else None
-    return JobOut(
-        id=row.id,
-        name=row.name,
-        tenant=row.tenant,
-        user=user,
-        state=row.state,
-        reason=row.reason,
-        gpus=spec["gpus"],
-        gpu_type=spec.get("gpu_type"),
-        time_limit_s=parse_duration(spec["time"]),
-        priority=spec["priority"],
-        residency=spec.get("residency"),
-        classification=spec["classification"],
-        personal_data=spec["personal_data"],
-        pool=row.pool,
-        site=site,
-        attempts=row.attempts,
-        exit_code=row.exit_code,
-        slurm_job_id=(row.handle or {}).get("slurm_job_id"),
-        submitted_at=row.submitted_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        command=spec.get("command") or [],
-    )
-
-
-def db(request: Request) -> Iterator[Session]:
-    with request.app.state.control.sessions() as session:
-        yield session
-
-
-def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    token = authorization[7:].strip()
-    cache: TokenCache = request.app.state.tokens
-    found = cache.get(token)
-    if found is None:
-        with request.app.state.control.sessions() as session:
-            found = principal_for(session, token)
-        if found is not None:
-            cache.put(token, found)
-    if found is None:
-        raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    return found
-
-
-Me = Annotated[Principal, Depends(principal)]
-Db = Annotated[Session, Depends(db)]
-
-
 def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(CoreCollector(control))
@@ -184,20 +131,6 @@ def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
     def require(me: Principal, *roles: str) -> None:
         if me.role not in roles:
             raise HTTPException(403, f"needs role {' or '.join(roles)}; you are {me.role}")
-
-    def visible_job(session: Session, me: Principal, job_id: str) -> JobRow:
-        row = session.get(JobRow, job_id)
-        if row is None or not me.may_see_tenant(row.tenant):
-            raise HTTPException(404, f"no job {job_id!r}")  # another tenant's job is absent
-        return row
-
-    def user_names(session: Session, rows: list[JobRow]) -> dict[int, str]:
-        ids = {r.user_id for r in rows}
-        if not ids:
-            return {}
-        return dict(
-            session.execute(select(UserRow.id, UserRow.name).where(UserRow.id.in_(ids))).all()
-        )
 
     # ----------------------------------------------------------------- health
 
@@ -510,6 +443,7 @@ def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
             for r in rows
         ]
 
+    mount_dashboard(app, control)
     return app
 
 

@@ -36,6 +36,7 @@ from arkwright.service.db import (
     TenantRow,
     UsageRow,
 )
+from arkwright.service.history import UtilisationHistory
 from arkwright.service.schema import JobSubmit
 from arkwright.timefmt import parse_duration
 
@@ -122,6 +123,7 @@ class ControlPlane:
         full_pass_every_s: float = 30.0,
         requeue_lost: bool = True,
         site_rest_s: float = 30.0,
+        history_every_s: float = 60.0,
         on_pass: Callable[[float], None] | None = None,
     ) -> None:
         self.fleet = fleet
@@ -134,6 +136,7 @@ class ControlPlane:
         self.full_pass_every_s = full_pass_every_s
         self.requeue_lost = requeue_lost
         self.site_rest_s = site_rest_s
+        self.history = UtilisationHistory(history_every_s)
         # Pools cordoned for a while because their site's backend could not be reached:
         # pool index -> when to try again. Admin cordons are never touched by this.
         self._resting: dict[int, float] = {}
@@ -563,6 +566,8 @@ class ControlPlane:
         self._record_backend_events()
         with self.lock:
             self._end_rests(now)
+            if self.history.due(now):
+                self.history.add(now, self.busy_by_site())
             full = now - self._last_full >= self.full_pass_every_s
             if full:
                 self._last_full = now
@@ -789,6 +794,17 @@ class ControlPlane:
             self._update(job.job_id, "failed", reason=reason, finished=now, event="failed")
             self.scheduler.finish(job.job_id, now)
         self._backend_for(job).cancel(job.job_id, handle or {})
+
+    def busy_by_site(self) -> dict[str, int]:
+        busy: dict[str, int] = {}
+        for pool in self.fleet.pools:
+            site = pool.site.name
+            busy[site] = busy.get(site, 0) + self.scheduler.busy_gpus(pool.index)
+        return busy
+
+    def resting_sites(self) -> set[str]:
+        """Sites whose backend could not be reached lately (starts paused there)."""
+        return {self.fleet.pools[index].site.name for index in self._resting}
 
     # ------------------------------------------------------- unreachable sites
 

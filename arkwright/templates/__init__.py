@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -17,7 +18,20 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["thousands"] = lambda value: f"{value:,.0f}"
+    env.filters["percent"] = lambda value: f"{value * 100:.0f}%"
+    env.filters["when"] = when
     return env
+
+
+def when(moment: datetime | float | None) -> str:
+    """A moment as UTC text; naive datetimes (SQLite gives those back) are taken as UTC."""
+    if moment is None:
+        return "–"
+    if isinstance(moment, int | float):
+        moment = datetime.fromtimestamp(moment, UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def render(name: str, **context) -> str:

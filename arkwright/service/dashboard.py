@@ -1,0 +1,239 @@
+"""The web dashboard: server-rendered pages over the same data and tenant rules as the API.
+
+Log in with an API token (kept in an HttpOnly, SameSite=Strict cookie). Each page renders
+whole on the server; regions marked `data-live` are re-fetched every few seconds as HTML
+fragments of the same templates (`?part=live`), so the numbers shown live and the numbers
+on first load come from one place. Charts use Chart.js, fetched from the npm registry at
+install time and served from the package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlencode, urlparse
+
+from fastapi import FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import func, select
+
+from arkwright.service.auth import Principal
+from arkwright.service.control import ControlPlane
+from arkwright.service.db import JobEventRow, JobRow, UsageRow
+from arkwright.service.overview import overview
+from arkwright.service.views import (
+    SESSION_COOKIE,
+    Me,
+    job_out,
+    lookup_token,
+    user_names,
+)
+from arkwright.templates import environment
+
+STATIC = Path(__file__).parent / "static"
+VENDOR_CHART = STATIC / "vendor" / "chart.umd.min.js"
+LOG_TAIL_BYTES = 16_384
+JOB_STATES = ("pending", "running", "completed", "failed", "cancelled", "rejected")
+
+
+def _page(name: str, request: Request, me: Principal | None, **context) -> HTMLResponse:
+    html = (
+        environment()
+        .get_template(name)
+        .render(
+            me=me,
+            path=request.url.path,
+            chart_library=VENDOR_CHART.exists(),
+            **context,
+        )
+    )
+    return HTMLResponse(html)
+
+
+def _viewer(request: Request) -> Principal | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    return lookup_token(request, token) if token else None
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse("/login?" + urlencode({"next": str(request.url.path)}), 303)
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post from our own pages (Origin, or Referer, names this host)."""
+    source = request.headers.get("origin") or request.headers.get("referer") or ""
+    return urlparse(source).netloc == request.url.netloc
+
+
+def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/v1/overview")
+    def overview_json(me: Me) -> dict:
+        return overview(control, me).as_dict()
+
+    # ------------------------------------------------------------------ login
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_form(request: Request, next: str = "/") -> HTMLResponse:
+        return _page("login.html", request, None, error="", next=next)
+
+    @app.post("/login", include_in_schema=False)
+    def login(
+        request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
+    ) -> Response:
+        found = lookup_token(request, token.strip()) if token.strip() else None
+        if found is None:
+            response = _page(
+                "login.html",
+                request,
+                None,
+                error="That token is not valid, or it has been revoked.",
+                next=next,
+            )
+            response.status_code = 401
+            return response
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = RedirectResponse(target, 303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token.strip(),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            max_age=12 * 3600,
+        )
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    def logout() -> Response:
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    # ------------------------------------------------------------------ fleet
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def fleet_page(request: Request, part: str = "") -> Response:
+        me = _viewer(request)
+        if me is None:
+            return _to_login(request)
+        view = overview(control, me)
+        template = "_fleet_live.html" if part == "live" else "fleet.html"
+        return _page(template, request, me, view=view, fleet=control.fleet)
+
+    # ------------------------------------------------------------------- jobs
+
+    @app.get("/jobs", response_class=HTMLResponse, include_in_schema=False)
+    def jobs_page(
+        request: Request,
+        state: str = "",
+        tenant: str = "",
+        q: str = "",
+        limit: Annotated[int, Query(gt=0, le=1000)] = 200,
+        part: str = "",
+    ) -> Response:
+        me = _viewer(request)
+        if me is None:
+            return _to_login(request)
+        query = select(JobRow).order_by(JobRow.seq.desc()).limit(limit)
+        if not me.is_admin:
+            query = query.where(JobRow.tenant == me.tenant)
+        if tenant:
+            query = query.where(JobRow.tenant == tenant)
+        if state:
+            query = query.where(JobRow.state.in_(state.split(",")))
+        if q:
+            query = query.where(JobRow.name.contains(q) | JobRow.id.contains(q))
+        with control.sessions() as session:
+            rows = list(session.scalars(query))
+            names = user_names(session, rows)
+            jobs = [job_out(row, names.get(row.user_id, "")) for row in rows]
+        filters = {"state": state, "tenant": tenant, "q": q}
+        live = "/jobs?" + urlencode({**{k: v for k, v in filters.items() if v}, "part": "live"})
+        template = "_jobs_live.html" if part == "live" else "jobs.html"
+        tenants = sorted(t.name for t in control.fleet.tenants if me.may_see_tenant(t.name))
+        return _page(
+            template,
+            request,
+            me,
+            jobs=jobs,
+            filters=filters,
+            states=JOB_STATES,
+            tenants=tenants,
+            live=live,
+        )
+
+    @app.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    def job_page(request: Request, job_id: str, part: str = "") -> Response:
+        me = _viewer(request)
+        if me is None:
+            return _to_login(request)
+        with control.sessions() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or not me.may_see_tenant(row.tenant):
+                response = _page("missing.html", request, me, job_id=job_id)
+                response.status_code = 404  # another programme's job is absent, as in the API
+                return response
+            job = job_out(row, user_names(session, [row]).get(row.user_id, ""))
+            events = list(
+                session.scalars(
+                    select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+                )
+            )
+            usage = session.execute(
+                select(
+                    func.sum(UsageRow.gpu_hours),
+                    func.sum(UsageRow.cost_gbp),
+                    func.sum(UsageRow.energy_kwh),
+                ).where(UsageRow.job_id == job_id)
+            ).one()
+            logs = {stream: _tail(control, row, stream) for stream in ("stdout", "stderr")}
+            allocation = row.allocation
+        template = "_job_live.html" if part == "live" else "job.html"
+        return _page(
+            template,
+            request,
+            me,
+            job=job,
+            events=events,
+            usage={
+                "gpu_hours": usage[0] or 0.0,
+                "cost_gbp": usage[1] or 0.0,
+                "energy_kwh": usage[2] or 0.0,
+            },
+            logs=logs,
+            allocation=allocation,
+        )
+
+    @app.post("/jobs/{job_id}/cancel", include_in_schema=False)
+    def cancel_from_page(request: Request, job_id: str) -> Response:
+        me = _viewer(request)
+        if me is None:
+            return _to_login(request)
+        if not _same_origin(request):
+            raise HTTPException(403, "cancel from the dashboard's own page")
+        with control.sessions() as session:
+            row = session.get(JobRow, job_id)
+            if row is None or not me.may_see_tenant(row.tenant):
+                raise HTTPException(404, f"no job {job_id!r}")
+        control.cancel(job_id, me.name)
+        return RedirectResponse(f"/jobs/{job_id}", 303)
+
+
+def _tail(control: ControlPlane, row: JobRow, stream: str) -> str:
+    if not (row.pool and row.handle):
+        return ""
+    site = row.pool.split("/", 1)[0]
+    path = control.backends[site].log_path(row.id, row.handle, stream)
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(size - LOG_TAIL_BYTES, 0))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
