@@ -44,7 +44,8 @@ lint: $(STAMP)
 # PostgreSQL tests need a server: the script installs and starts one on loopback, or
 # says why it could not (those tests then skip with that reason).
 test: $(STAMP) lint
-	eval "$$(bash scripts/test-postgres.sh)"; eval "$$(bash scripts/test-slurm.sh)"; $(BIN)/pytest
+	eval "$$(bash scripts/test-postgres.sh)"; eval "$$(bash scripts/test-slurm.sh)"; \
+		eval "$$(bash scripts/test-browser.sh)"; $(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py

@@ -37,8 +37,11 @@ def serve(
     port: int = typer.Option(8765),
     policy: str = typer.Option("fairshare+backfill", help="Scheduling policy."),
     sim_speedup: float = typer.Option(3600.0, help="Simulated sites: job seconds per second."),
+    history_every: float = typer.Option(
+        60.0, help="Seconds between the dashboard's utilisation samples."
+    ),
 ) -> None:
-    """Run the control plane and its API."""
+    """Run the control plane, its API and the dashboard (at /)."""
     import uvicorn
 
     from arkwright.cli import _fleet, _policy
@@ -46,7 +49,14 @@ def serve(
     from arkwright.service.server import ServiceConfig, build_control
 
     _policy(policy)
-    config = ServiceConfig(_fleet(fleet_name), data_dir, _db_url(db, data_dir), policy, sim_speedup)
+    config = ServiceConfig(
+        _fleet(fleet_name),
+        data_dir,
+        _db_url(db, data_dir),
+        policy,
+        sim_speedup,
+        history_every_s=history_every,
+    )
     control = build_control(config)
     console.print(
         f"Arkwright on http://{host}:{port} (fleet {config.fleet.name}, policy "

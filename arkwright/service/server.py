@@ -37,6 +37,7 @@ class ServiceConfig:
     policy: str = "fairshare+backfill"
     sim_speedup: float = 3600.0
     tick_s: float = 0.2
+    history_every_s: float = 60.0
 
     @property
     def url(self) -> str:
@@ -75,6 +76,7 @@ def build_control(config: ServiceConfig) -> ControlPlane:
         build_backends(config),
         table_for(config.fleet),
         tick_s=config.tick_s,
+        history_every_s=config.history_every_s,
     )
     control.ensure_tenants()
     control.recover()

@@ -17,7 +17,6 @@ import numpy as np
 
 from arkwright.core.fleet import Fleet
 from arkwright.sim import plots
-from arkwright.sim.compare import KEY_METRICS
 from arkwright.sim.simulator import SimulationResult
 from arkwright.templates import render
 
@@ -204,23 +203,33 @@ def energy_and_carbon(fleet: Fleet, results: dict[str, SimulationResult]) -> Cha
     )
 
 
+# (summary key, label, scale, decimals): units that read well for a fleet of any size.
+REPORT_METRICS = (
+    ("jobs_submitted", "jobs submitted", 1, 0),
+    ("jobs_completed", "jobs completed", 1, 0),
+    ("jobs_rejected", "jobs rejected", 1, 0),
+    ("mean_jct_s", "mean job completion time (h)", 1 / 3600, 2),
+    ("mean_wait_s", "mean wait (h)", 1 / 3600, 2),
+    ("p50_wait_s", "median wait (h)", 1 / 3600, 2),
+    ("p95_wait_s", "p95 wait (h)", 1 / 3600, 2),
+    ("p99_wait_s", "p99 wait (h)", 1 / 3600, 2),
+    ("gpu_utilization", "GPU utilisation (%)", 100, 1),
+    ("energy_mwh", "energy (MWh)", 1, 1),
+    ("carbon_tco2e", "carbon (tCO2e)", 1, 2),
+    ("cost_gbp", "cost (£)", 1, 0),
+    ("preemptions", "preemptions", 1, 0),
+)
+
+
 def summary_table(results: dict[str, SimulationResult]) -> tuple[list[str], list[list[str]]]:
     names = list(results)
     base = results[names[0]].summary
-    extra = [
-        ("jobs_submitted", "jobs submitted", 1),
-        ("jobs_completed", "jobs completed", 1),
-        ("jobs_rejected", "jobs rejected", 1),
-        ("p50_wait_s", "p50 wait h", 1 / 3600),
-        ("p99_wait_s", "p99 wait h", 1 / 3600),
-    ]
-    metrics = [(key, label, scale) for key, label, scale, _ in KEY_METRICS] + extra
     rows = []
-    for key, label, scale in metrics:
+    for key, label, scale, digits in REPORT_METRICS:
         row = [label]
         for name in names:
             value = results[name].summary.get(key)
-            cell = _fmt(value * scale, 0 if scale == 1 else 2) if value is not None else "–"
+            cell = _fmt(value * scale, digits) if value is not None else "–"
             if name != names[0] and base.get(key):
                 cell += f" (×{value / base[key]:.2f})"
             row.append(cell)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 from functools import cache
 
@@ -20,6 +21,7 @@ def environment() -> Environment:
     env.filters["thousands"] = lambda value: f"{value:,.0f}"
     env.filters["percent"] = lambda value: f"{value * 100:.0f}%"
     env.filters["when"] = when
+    env.filters["shell"] = shlex.join  # a command as you would type it
     return env
 
 

@@ -32,15 +32,20 @@ async function refreshRegion(region) {
   region.querySelectorAll("details").forEach((d, i) => { d.open = open[i] || false; });
 }
 
-function timeLabel(seconds) {
-  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+function timeLabel(seconds, span) {
+  // Seconds matter only when the samples are close together.
+  const options = span < 600 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" }
+    : { hour: "2-digit", minute: "2-digit" };
+  return new Date(seconds * 1000).toLocaleTimeString([], options);
 }
 
 function drawCharts(overview) {
   if (typeof Chart === "undefined") return;
   const utilisation = document.getElementById("utilisation-chart");
   if (utilisation) {
-    const labels = overview.utilisation.times.map(timeLabel);
+    const times = overview.utilisation.times;
+    const span = times.length ? times[times.length - 1] - times[0] : 0;
+    const labels = times.map((t) => timeLabel(t, span));
     const datasets = Object.entries(overview.utilisation.sites).map(([site, series], i) => ({
       label: site,
       data: series.map((v) => Math.round(v * 1000) / 10),
@@ -71,9 +76,10 @@ function drawCharts(overview) {
     const names = overview.programmes.map((p) => p.name);
     const datasets = [
       { label: "attained", data: overview.programmes.map((p) => p.attained_share * 100),
-        borderWidth: 2 },
+        backgroundColor: "rgba(11, 92, 173, 0.55)", borderColor: "#0b5cad", borderWidth: 2 },
       { label: "entitled (outlined)", data: overview.programmes.map((p) => p.entitled_share * 100),
-        backgroundColor: "rgba(0,0,0,0)", borderWidth: 3, borderDash: [6, 3] },
+        backgroundColor: "rgba(0, 0, 0, 0)", borderColor: "#1b1f23", borderWidth: 3,
+        borderDash: [6, 3] },
     ];
     if (!charts.share) {
       charts.share = new Chart(share, {
