@@ -48,7 +48,7 @@ from arkwright.service.schema import (
     TokenOut,
     UserIn,
 )
-from arkwright.service.views import Db, Me, job_out, user_names, visible_job
+from arkwright.service.views import Db, Me, job_out, jobs_query, user_names, visible_job
 
 
 class CoreCollector:
@@ -186,13 +186,7 @@ def create_app(control: ControlPlane, *, run_loop: bool = True) -> FastAPI:
         limit: Annotated[int, Query(gt=0, le=1000)] = 100,
         cursor: str | None = None,
     ) -> JobPage:
-        query = select(JobRow).order_by(JobRow.seq.desc()).limit(limit + 1)
-        if not me.is_admin:
-            query = query.where(JobRow.tenant == me.tenant)
-        if tenant:
-            query = query.where(JobRow.tenant == tenant)
-        if state:
-            query = query.where(JobRow.state.in_(state.split(",")))
+        query = jobs_query(me, tenant, state).limit(limit + 1)
         if cursor:
             query = query.where(JobRow.seq < _decode_cursor(cursor))
         rows = list(session.scalars(query))

@@ -26,6 +26,7 @@ from arkwright.service.views import (
     SESSION_COOKIE,
     Me,
     job_out,
+    jobs_query,
     lookup_token,
     user_names,
 )
@@ -137,13 +138,7 @@ def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
         me = _viewer(request)
         if me is None:
             return _to_login(request)
-        query = select(JobRow).order_by(JobRow.seq.desc()).limit(limit)
-        if not me.is_admin:
-            query = query.where(JobRow.tenant == me.tenant)
-        if tenant:
-            query = query.where(JobRow.tenant == tenant)
-        if state:
-            query = query.where(JobRow.state.in_(state.split(",")))
+        query = jobs_query(me, tenant, state).limit(limit)
         if q:
             query = query.where(JobRow.name.contains(q) | JobRow.id.contains(q))
         with control.sessions() as session:

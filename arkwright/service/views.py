@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from arkwright.service.auth import Principal, TokenCache, principal_for
@@ -84,6 +84,18 @@ def principal(request: Request, authorization: Annotated[str | None, Header()] =
 
 Me = Annotated[Principal, Depends(principal)]
 Db = Annotated[Session, Depends(db)]
+
+
+def jobs_query(me: Principal, tenant: str | None, state: str | None) -> Select:
+    """Jobs the caller may see, newest first, filtered by programme and states (a,b,...)."""
+    query = select(JobRow).order_by(JobRow.seq.desc())
+    if not me.is_admin:
+        query = query.where(JobRow.tenant == me.tenant)
+    if tenant:
+        query = query.where(JobRow.tenant == tenant)
+    if state:
+        query = query.where(JobRow.state.in_(state.split(",")))
+    return query
 
 
 def visible_job(session: Session, me: Principal, job_id: str) -> JobRow:
