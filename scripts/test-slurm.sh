@@ -4,7 +4,9 @@
 # (no devices) and two partitions stand for two Arkwright pools.
 #
 #   test-slurm.sh            install, configure, start; print `export` lines:
-#                            ARKWRIGHT_TEST_SLURM_CONF, or ARKWRIGHT_TEST_SLURM_SKIP with why
+#                            ARKWRIGHT_TEST_SLURM_CONF, or ARKWRIGHT_TEST_SLURM_SKIP with why;
+#                            ARKWRIGHT_TEST_SLURM_REST_URL and _TOKEN_FILE for slurmrestd
+#                            (JWT auth), or ARKWRIGHT_TEST_SLURM_REST_SKIP
 #   test-slurm.sh ACTION     start-ctld | stop-ctld | start-slurmd | kill-slurmd | resume
 #                            (the fault tests restart daemons through these)
 set -u
@@ -30,6 +32,20 @@ wait_for() {  # wait_for SECONDS COMMAND...
     [ $SECONDS -ge $deadline ] && return 1
     sleep 0.5
   done
+}
+
+rest_port=16820
+rest_up() { curl -sf -H "X-SLURM-USER-NAME: root" -H "X-SLURM-USER-TOKEN: $(cut -d= -f2 "$dir/jwt.token")" \
+  "http://127.0.0.1:$rest_port/slurm/v0.0.38/ping" >/dev/null; }
+start_rest() {
+  # slurmrestd refuses to run as root or SlurmUser; it only relays the caller's JWT.
+  SLURM_CONF=$conf scontrol token username=root lifespan=604800 >"$dir/jwt.token.partial" \
+    && mv "$dir/jwt.token.partial" "$dir/jwt.token" || return 1
+  rest_up && return 0
+  pkill -f -- "slurmrestd .*127.0.0.1:$rest_port"
+  runuser -u nobody -- env SLURM_CONF="$conf" SLURM_JWT=daemon \
+    slurmrestd -a rest_auth/jwt -s openapi/v0.0.38 "127.0.0.1:$rest_port" >"$dir/slurmrestd.log" 2>&1 &
+  wait_for 20 rest_up
 }
 
 ctld_up() { SLURM_CONF=$conf scontrol ping | grep -q UP; }
@@ -59,7 +75,7 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Slurm and munge for the tests (apt-get)..." >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        slurm-wlm munge; } >&2
+        slurm-wlm slurmrestd munge curl; } >&2
   fi
 fi
 command -v slurmctld >/dev/null || say_skip "Slurm is not installed and apt-get could not install it"
@@ -69,6 +85,8 @@ start_munge || say_skip "munged did not start"
 # (Without a config file, scontrol waits a minute for a controller it cannot name.)
 if [ ! -s "$conf" ] || ! ctld_up 2>/dev/null || ! node_ready 2>/dev/null; then
   mkdir -p "$dir/state" "$dir/spool" "$dir/jobs"
+  [ -s "$dir/jwt.key" ] || { dd if=/dev/urandom of="$dir/jwt.key" bs=32 count=1 2>/dev/null; }
+  chmod 600 "$dir/jwt.key"
   # Slurm drops a GPU with no device file, so each stands on an ordinary file here.
   mkdir -p "$dir/dev" && touch "$dir"/dev/gpu{0..7}
   cat >"$dir/gres.conf" <<EOF
@@ -107,6 +125,8 @@ KillWait=3
 MinJobAge=600
 JobRequeue=0
 InactiveLimit=0
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$dir/jwt.key
 NodeName=$node CPUs=16 RealMemory=4000 Gres=gpu:8 State=UNKNOWN
 PartitionName=gpu Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 PartitionName=debug Nodes=$node MaxTime=INFINITE State=UP OverSubscribe=NO
@@ -123,3 +143,11 @@ EOF
 fi
 echo "export ARKWRIGHT_TEST_SLURM_CONF=$conf"
 echo "export ARKWRIGHT_TEST_SLURM_NODE=$node"
+if ! command -v slurmrestd >/dev/null; then
+  echo "export ARKWRIGHT_TEST_SLURM_REST_SKIP='slurmrestd is not installed'"
+elif start_rest; then
+  echo "export ARKWRIGHT_TEST_SLURM_REST_URL=http://127.0.0.1:$rest_port"
+  echo "export ARKWRIGHT_TEST_SLURM_REST_TOKEN_FILE=$dir/jwt.token"
+else
+  echo "export ARKWRIGHT_TEST_SLURM_REST_SKIP='slurmrestd did not start (see $dir/slurmrestd.log)'"
+fi

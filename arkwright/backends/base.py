@@ -51,6 +51,12 @@ class BackendUnavailable(RuntimeError):
     job's fault. The control plane puts the job back in the queue and rests the site."""
 
 
+class StartRefused(RuntimeError):
+    """The site answered but would not take this start now (a node down, a partition
+    closed, a site misconfigured): not the job's fault. The job goes back to the queue and
+    the pool rests; after a few refusals in a row the job fails with the site's reason."""
+
+
 class IneligiblePlacement(RuntimeError):
     """Raised when a start would put a job on a pool its data policy forbids."""
 

@@ -1,5 +1,6 @@
 """A site run by Slurm: the core places a job on a pool, this submits it to the pool's
-partition with sbatch, watches it with squeue, and cancels it with scancel.
+partition, watches it and cancels it — through Slurm's commands (sbatch, squeue, scancel;
+here or over ssh) or through slurmrestd, whichever the site's fleet entry names.
 
 Nothing is lost or run twice:
 - each submission carries its Arkwright identity (`--job-name ark-<job>`, `--comment
@@ -17,7 +18,6 @@ Nothing is lost or run twice:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -33,13 +33,12 @@ from arkwright.backends.base import (
     Outcome,
     RunHandle,
     RunRequest,
+    StartRefused,
     check_boundary,
 )
-from arkwright.backends.slurm_commands import (
-    SlurmCommandError,
-    SlurmCommands,
-    parse_slurm_time,
-)
+from arkwright.backends.slurm_cli import SlurmCli, read_json
+from arkwright.backends.slurm_client import SlurmClient, SlurmError, SlurmStatus, Submission
+from arkwright.backends.slurm_rest import SlurmRest
 from arkwright.core.fleet import Fleet
 from arkwright.fleets.slurm_settings import SlurmSettings
 
@@ -80,7 +79,6 @@ ENDINGS: dict[str, tuple[Ending, str]] = {
 }
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_EXIT_CODE = re.compile(r"\bExitCode=(\d+):(\d+)")
 
 
 @dataclass
@@ -91,13 +89,6 @@ class _Run:
     slurm_id: str | None  # None: submitted (perhaps) but the id was never recorded
     submitted_at: float
     last_state: str = ""
-
-
-@dataclass(frozen=True)
-class SlurmStatus:
-    state: str
-    reason: str
-    ended_at: float | None
 
 
 def batch_script(request: RunRequest, run_dir: str) -> str:
@@ -123,6 +114,10 @@ def batch_script(request: RunRequest, run_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def client_for(settings: SlurmSettings) -> SlurmClient:
+    return SlurmRest(settings) if settings.rest_url else SlurmCli(settings)
+
+
 class SlurmBackend:
     def __init__(
         self,
@@ -131,6 +126,7 @@ class SlurmBackend:
         settings: SlurmSettings,
         work_dir: Path | str,
         clock=time.time,
+        client: SlurmClient | None = None,
     ) -> None:
         self.name = "slurm"
         self.time_scale = 1.0
@@ -138,14 +134,13 @@ class SlurmBackend:
         self.site_name = site_name
         self.settings = settings
         self.work_dir = str(settings.work_dir or work_dir)
-        self.commands = SlurmCommands(settings)
+        self.client = client or client_for(settings)
         self.clock = clock
         self._lock = threading.Lock()
         self._tracked: dict[str, _Run] = {}
         self._cancels_owed: dict[str, str] = {}  # slurm id -> job id, for when it answers
         self._events: list[tuple[str, str, str]] = []  # (job id, kind, detail)
         self._next_poll = 0.0
-        self._has_sacct: bool | None = None  # learnt on first use
         self.reachable = True
 
     # ------------------------------------------------------------------ start
@@ -153,33 +148,22 @@ class SlurmBackend:
     def _run_dir(self, job_id: str, attempt: int) -> str:
         return f"{self.work_dir}/{job_id}/attempt-{attempt}"
 
-    def sbatch_args(self, request: RunRequest, run_dir: str) -> list[str]:
+    def submission(self, request: RunRequest, run_dir: str) -> Submission:
         job, pool = request.job, request.pool
         short = pool.name.split("/", 1)[1]
         per_node = max(gpus for _, gpus in request.allocation)
         limit_s = job.requested_s / (job.speed or 1.0)
-        args = [
-            "sbatch",
-            "--parsable",
-            f"--job-name=ark-{job.job_id}",
-            f"--comment=arkwright:{job.job_id}:{request.attempt}",
-            f"--partition={self.settings.partition_for(short)}",
-            f"--nodes={len(request.allocation)}",
-            "--ntasks-per-node=1",
-            f"--gres={self.settings.gres_for(short, per_node)}",
-            f"--time={max(1, math.ceil(limit_s / 60))}",
-            f"--chdir={run_dir}",
-            f"--output={run_dir}/stdout.log",
-            f"--error={run_dir}/stderr.log",
-            "--no-requeue",
-            "--export=NONE",
-        ]
-        account = self.settings.account_for(job.tenant)
-        if account:
-            args.append(f"--account={account}")
-        if self.settings.qos:
-            args.append(f"--qos={self.settings.qos}")
-        return [*args, *self.settings.extra_args]
+        return Submission(
+            name=f"ark-{job.job_id}",
+            comment=f"arkwright:{job.job_id}:{request.attempt}",
+            partition=self.settings.partition_for(short),
+            nodes=len(request.allocation),
+            gres_per_node=self.settings.gres_for(short, per_node),
+            time_limit_min=max(1, math.ceil(limit_s / 60)),
+            work_dir=run_dir,
+            account=self.settings.account_for(job.tenant),
+            qos=self.settings.qos,
+        )
 
     def start(self, request: RunRequest) -> RunHandle:
         check_boundary(self.fleet, request)
@@ -188,11 +172,11 @@ class SlurmBackend:
             raise ValueError(f"job {job.job_id} has no command to run on {request.pool.name}")
         run_dir = self._run_dir(job.job_id, request.attempt)
         script = batch_script(request, run_dir)
-        self.commands.run(["mkdir", "-p", run_dir])
-        out = self.commands.run(self.sbatch_args(request, run_dir), stdin=script)
-        slurm_id = out.strip().split(";")[0]
-        if not slurm_id.isdigit():
-            raise SlurmCommandError(f"sbatch printed {out.strip()!r}, not a job id")
+        try:
+            self.client.prepare(run_dir)
+            slurm_id = self.client.submit(script, self.submission(request, run_dir))
+        except SlurmError as exc:
+            raise StartRefused(str(exc)) from exc
         run = _Run(job.job_id, request.attempt, run_dir, slurm_id, self.clock(), "SUBMITTED")
         with self._lock:
             self._tracked[job.job_id] = run
@@ -212,35 +196,13 @@ class SlurmBackend:
 
     # ------------------------------------------------------------------ watch
 
-    def squeue(self, slurm_ids: list[str]) -> dict[str, SlurmStatus]:
-        """What the controller says of these jobs (those it still knows)."""
-        found: dict[str, SlurmStatus] = {}
-        for chunk in range(0, len(slurm_ids), 500):
-            ids = ",".join(slurm_ids[chunk : chunk + 500])
-            try:
-                out = self.commands.run(
-                    ["squeue", "-h", "-t", "all", f"--jobs={ids}", "-o", "%i|%T|%r|%e"]
-                )
-            except SlurmCommandError as exc:
-                if "invalid job id" in str(exc).lower():
-                    continue  # none of this chunk is known any more
-                raise
-            for line in out.splitlines():
-                parts = line.strip().split("|")
-                if len(parts) == 4:
-                    found[parts[0]] = SlurmStatus(parts[1], parts[2], parse_slurm_time(parts[3]))
-        return found
-
     def find_by_name(self, runs: list[_Run]) -> dict[str, str]:
         """Arkwright job id -> Slurm job id, for runs whose submission went unrecorded."""
-        names = ",".join(f"ark-{run.job_id}" for run in runs)
-        out = self.commands.run(["squeue", "-h", "-t", "all", f"--name={names}", "-o", "%i|%k"])
         wanted = {f"arkwright:{run.job_id}:{run.attempt}": run.job_id for run in runs}
         found = {}
-        for line in out.splitlines():
-            slurm_id, _, comment = line.strip().partition("|")
-            if comment.strip() in wanted:
-                found[wanted[comment.strip()]] = slurm_id
+        for slurm_id, comment in self.client.find([f"ark-{run.job_id}" for run in runs]):
+            if comment in wanted:
+                found[wanted[comment]] = slurm_id
         return found
 
     def poll(self, now: float) -> list[Outcome]:
@@ -277,16 +239,15 @@ class SlurmBackend:
             found = self.find_by_name(unnamed)
             for run in unnamed:
                 run.slurm_id = found.get(run.job_id)
-        outcomes = []
-        for run in unnamed:
-            if run.slurm_id is None:
-                outcomes.append(
-                    Outcome(run.job_id, Ending.LOST, now, None, "its start never reached Slurm")
-                )
+        outcomes = [
+            Outcome(run.job_id, Ending.LOST, now, None, "its start never reached Slurm")
+            for run in unnamed
+            if run.slurm_id is None
+        ]
         named = [run for run in runs if run.slurm_id is not None]
-        statuses = self.squeue([run.slurm_id for run in named])
+        statuses = self.client.statuses([str(run.slurm_id) for run in named])
         for run in named:
-            status = statuses.get(run.slurm_id)
+            status = statuses.get(str(run.slurm_id))
             outcome = (
                 self._settle_unknown(run, now) if status is None else self._judge(run, status, now)
             )
@@ -300,9 +261,21 @@ class SlurmBackend:
             reason = f" ({status.reason})" if status.reason not in ("", "None") else ""
             self._event(run.job_id, "slurm", f"Slurm job {run.slurm_id}: {status.state}{reason}")
         if status.state in ACTIVE_STATES:
+            if status.restarts:
+                # Slurm requeued it by itself (a site that ignores --no-requeue): take it
+                # back, so only Arkwright decides where it runs again.
+                self.client.cancel(str(run.slurm_id))
+                return Outcome(
+                    run.job_id,
+                    Ending.LOST,
+                    now,
+                    None,
+                    f"Slurm requeued job {run.slurm_id} by itself ({status.reason}); "
+                    "placing it again",
+                )
             waited = now - run.submitted_at
             if status.state == "PENDING" and waited > self.settings.pending_timeout_s:
-                self.commands.run(["scancel", run.slurm_id])
+                self.client.cancel(str(run.slurm_id))
                 return Outcome(
                     run.job_id,
                     Ending.LOST,
@@ -313,7 +286,7 @@ class SlurmBackend:
                 )
             return None
         ending, reason = ENDINGS.get(status.state, (Ending.FAILED, "ended"))
-        exit_code = self._exit_code(run)
+        exit_code = status.exit_code if status.exit_code is not None else self._exit_code(run)
         if ending is Ending.FAILED and exit_code:
             reason = f"{reason} ({exit_code})" if status.state != "FAILED" else f"exit {exit_code}"
         detail = f"Slurm job {run.slurm_id} {status.state}" + (f": {reason}" if reason else "")
@@ -321,44 +294,17 @@ class SlurmBackend:
 
     def _exit_code(self, run: _Run) -> int | None:
         try:
-            out = self.commands.run(["scontrol", "-o", "show", "job", str(run.slurm_id)])
-        except SlurmCommandError:
+            return self.client.exit_code(str(run.slurm_id))
+        except SlurmError:
             record = self._exit_record(run)
             return record.get("exit_code") if record else None
-        match = _EXIT_CODE.search(out)
-        if match is None:
-            return None
-        code, signal = int(match.group(1)), int(match.group(2))
-        return code if signal == 0 else 128 + signal
 
     def _exit_record(self, run: _Run) -> dict | None:
-        try:
-            return json.loads(self.commands.run(["cat", f"{run.run_dir}/exit.json"]))
-        except (SlurmCommandError, ValueError):
-            return None
-
-    def _sacct(self, run: _Run) -> tuple[SlurmStatus, int | None] | None:
-        if self._has_sacct is False:
-            return None
-        try:
-            out = self.commands.run(
-                ["sacct", "-n", "-X", "-P", "-j", str(run.slurm_id), "-o", "State,ExitCode,End"]
-            )
-        except SlurmCommandError as exc:
-            if "accounting storage is disabled" in str(exc).lower():
-                self._has_sacct = False
-            return None
-        self._has_sacct = True
-        for line in out.splitlines():
-            state, code, end = [*line.split("|"), "", "", ""][:3]
-            if state:
-                exit_code = int(code.split(":")[0]) if code[:1].isdigit() else None
-                return SlurmStatus(state.split()[0], "", parse_slurm_time(end)), exit_code
-        return None
+        return read_json(self.client.read_file(f"{run.run_dir}/exit.json"))
 
     def _settle_unknown(self, run: _Run, now: float) -> Outcome | None:
         """The controller no longer lists the job: accounting, then the exit record."""
-        accounted = self._sacct(run)
+        accounted = self.client.accounting(str(run.slurm_id))
         if accounted is not None:
             status, exit_code = accounted
             if status.state in ACTIVE_STATES:
@@ -408,21 +354,23 @@ class SlurmBackend:
             if slurm_id is None:
                 return
         try:
-            self.commands.run(["scancel", str(slurm_id)])
+            self.client.cancel(str(slurm_id))
         except BackendUnavailable:
             with self._lock:
                 self._cancels_owed[str(slurm_id)] = job_id
-        except SlurmCommandError as exc:  # already gone: nothing left to stop
-            log.info("scancel %s (job %s): %s", slurm_id, job_id, exc)
+        except SlurmError as exc:  # already gone: nothing left to stop
+            log.info("cancel of Slurm job %s (job %s): %s", slurm_id, job_id, exc)
 
     def _pay_cancels(self) -> None:
         with self._lock:
             owed = dict(self._cancels_owed)
         for slurm_id, job_id in owed.items():
             try:
-                self.commands.run(["scancel", slurm_id])
-            except SlurmCommandError as exc:
-                log.info("scancel %s (job %s): %s", slurm_id, job_id, exc)
+                self.client.cancel(slurm_id)
+            except BackendUnavailable:
+                continue  # still owed; polling goes on and says whether Slurm answers
+            except SlurmError as exc:
+                log.info("cancel of Slurm job %s (job %s): %s", slurm_id, job_id, exc)
             with self._lock:
                 self._cancels_owed.pop(slurm_id, None)
 
@@ -444,7 +392,7 @@ class SlurmBackend:
                 run.slurm_id = self.find_by_name([run]).get(job_id)
                 if run.slurm_id is None:
                     return None  # the start was decided but never reached Slurm
-            status = self.squeue([run.slurm_id]).get(run.slurm_id)
+            status = self.client.statuses([run.slurm_id]).get(run.slurm_id)
             outcome = (
                 self._settle_unknown(run, now) if status is None else self._judge(run, status, now)
             )

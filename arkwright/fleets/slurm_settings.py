@@ -2,6 +2,9 @@
 
 [sites.slurm]
 ssh = "arkwright@login.isambard.ac.uk"   # omit to run sbatch/squeue on this machine
+# or, where the site runs slurmrestd:     rest_url = "https://slurm.example:6820"
+#                                         rest_user = "arkwright"
+#                                         rest_token_file = "/run/secrets/slurm.jwt"
 slurm_conf = "/etc/slurm/slurm.conf"     # SLURM_CONF for the commands
 work_dir = "/projects/arkwright/runs"    # on the cluster's shared filesystem
 partitions = { gh200 = "workq" }         # pool -> partition (default: the pool's name)
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class SlurmSettings(BaseModel):
@@ -21,6 +24,10 @@ class SlurmSettings(BaseModel):
 
     ssh: str | None = None  # "user@login-node": commands run there over ssh (BatchMode)
     ssh_options: list[str] = []
+    rest_url: str | None = None  # slurmrestd, instead of commands
+    rest_user: str = "arkwright"
+    rest_token_file: str | None = None  # read on every call; else the environment variable
+    rest_token_env: str = "SLURM_JWT"
     slurm_conf: str | None = None
     work_dir: str | None = None  # default: <service data dir>/slurm/<site>
     partitions: dict[str, str] = {}
@@ -43,6 +50,16 @@ class SlurmSettings(BaseModel):
             except (KeyError, IndexError, ValueError):
                 raise ValueError(f"account {value!r} may use only the field {{tenant}}") from None
         return value
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlurmSettings:
+        if self.rest_url and self.ssh:
+            raise ValueError("give ssh or rest_url, not both: they are two ways to one controller")
+        if self.rest_url and self.extra_args:
+            raise ValueError("extra_args are sbatch options; they do not apply with rest_url")
+        if self.rest_url and not self.rest_url.startswith(("http://", "https://")):
+            raise ValueError(f"rest_url {self.rest_url!r} should start http:// or https://")
+        return self
 
     def partition_for(self, pool_short_name: str) -> str:
         return self.partitions.get(pool_short_name, pool_short_name)

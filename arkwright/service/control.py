@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import sessionmaker
 
-from arkwright.backends.base import Backend, BackendUnavailable, Ending, Outcome, RunRequest
+from arkwright.backends.base import (
+    Backend,
+    BackendUnavailable,
+    Ending,
+    Outcome,
+    RunRequest,
+    StartRefused,
+)
 from arkwright.core.decisions import Preempt, Reject, Start
 from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job, JobState, PriorityClass
@@ -41,6 +48,7 @@ from arkwright.service.schema import JobSubmit
 from arkwright.timefmt import parse_duration
 
 log = logging.getLogger("arkwright.control")
+MAX_REFUSALS = 3  # starts a site may refuse a job in a row before the job fails with why
 ACTIVE = ("pending", "starting", "running")
 
 
@@ -140,6 +148,7 @@ class ControlPlane:
         # Pools cordoned for a while because their site's backend could not be reached:
         # pool index -> when to try again. Admin cordons are never touched by this.
         self._resting: dict[int, float] = {}
+        self._refusals: dict[str, int] = {}  # job id -> starts refused in a row
         self.on_pass = on_pass
         self.lock = threading.RLock()
         self.stats = PassStats()
@@ -693,41 +702,51 @@ class ControlPlane:
         )
         try:
             if pool.index in self._resting:  # an earlier start this pass found it unreachable
-                raise BackendUnavailable("resting after a failed contact")
+                raise BackendUnavailable("resting after a failed start there")
             handle = self.backends[pool.site.name].start(request)
-        except BackendUnavailable as exc:
-            log.warning(
-                "site %s unreachable; %s goes back to the queue: %s",
-                pool.site.name,
-                job.job_id,
-                exc,
-            )
-            self.scheduler.requeue(job.job_id, now)
-            self._update(
-                job.job_id,
-                "pending",
-                reason=f"requeued: {pool.site.name} not reachable ({exc})",
-                pool=None,
-                allocation=None,
-                handle=None,
-                event="requeued",
-                detail=str(exc),
-            )
-            self._rest_site(pool.site.name, now)
-            return None
+        except (BackendUnavailable, StartRefused) as exc:
+            refused = isinstance(exc, StartRefused)
+            refusals = self._refusals.get(job.job_id, 0) + refused
+            if refusals < MAX_REFUSALS:
+                self._refusals[job.job_id] = refusals
+                why = (
+                    f"{pool.name} refused the start ({exc})"
+                    if refused
+                    else f"{pool.site.name} not reachable ({exc})"
+                )
+                log.warning("%s goes back to the queue: %s", job.job_id, why)
+                self.scheduler.requeue(job.job_id, now)
+                self._update(
+                    job.job_id,
+                    "pending",
+                    reason=f"requeued: {why}",
+                    pool=None,
+                    allocation=None,
+                    handle=None,
+                    event="requeued",
+                    detail=why,
+                )
+                site_pools = [p.index for p in self.fleet.pools_at(pool.site.name)]
+                self._rest([pool.index] if refused else site_pools, now)
+                return None
+            failure = f"refused {refusals} times in a row; last: {exc}"
         except Exception as exc:
-            log.warning("start of %s on %s failed: %s", job.job_id, pool.name, exc)
-            self._update(
-                job.job_id,
-                "failed",
-                reason=f"could not start on {pool.name}: {exc}",
-                finished=now,
-                event="failed",
-            )
-            self.scheduler.finish(job.job_id, now)
-            self._specs.pop(job.job_id, None)
-            return None
-        return handle
+            failure = str(exc)
+        else:
+            self._refusals.pop(job.job_id, None)
+            return handle
+        log.warning("start of %s on %s failed: %s", job.job_id, pool.name, failure)
+        self._refusals.pop(job.job_id, None)
+        self._update(
+            job.job_id,
+            "failed",
+            reason=f"could not start on {pool.name}: {failure}",
+            finished=now,
+            event="failed",
+        )
+        self.scheduler.finish(job.job_id, now)
+        self._specs.pop(job.job_id, None)
+        return None
 
     def _settle_all(self, outcomes: list[Outcome]) -> None:
         """Record how runs ended (one transaction), then free their GPUs in the core."""
@@ -808,12 +827,12 @@ class ControlPlane:
 
     # ------------------------------------------------------- unreachable sites
 
-    def _rest_site(self, site_name: str, now: float) -> None:
-        """Start nothing more at an unreachable site for a while; work goes elsewhere."""
-        for pool in self.fleet.pools_at(site_name):
-            if pool.index in self._resting or not self.scheduler.cordoned_mask >> pool.index & 1:
-                self._resting[pool.index] = now + self.site_rest_s
-                self.scheduler.set_cordoned(pool.index, True)
+    def _rest(self, pool_indices: list[int], now: float) -> None:
+        """Start nothing more on these pools for a while; work goes elsewhere meanwhile."""
+        for index in pool_indices:
+            if index in self._resting or not self.scheduler.cordoned_mask >> index & 1:
+                self._resting[index] = now + self.site_rest_s
+                self.scheduler.set_cordoned(index, True)
 
     def _end_rests(self, now: float) -> None:
         for index, until in list(self._resting.items()):

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from arkwright.backends.base import BackendUnavailable, Ending, RunRequest
+from arkwright.backends.base import BackendUnavailable, Ending, RunRequest, StartRefused
 from arkwright.backends.slurm import ENDINGS, SlurmBackend, batch_script
-from arkwright.backends.slurm_commands import SlurmCommandError, SlurmCommands
+from arkwright.backends.slurm_cli import SlurmCli
+from arkwright.backends.slurm_client import SlurmError
 from arkwright.core.job import Job
 from arkwright.core.policy_data import DataPolicy
 from arkwright.fleets.loader import FleetFileError, parse_fleet
@@ -45,7 +46,7 @@ def slurm_fleet(slurm: dict | None = None, backend: str = "slurm"):
     return parse_fleet({"name": "t", "sites": [site]}, "test")
 
 
-class ScriptedSlurm(SlurmCommands):
+class ScriptedSlurm(SlurmCli):
     """Answers each command from `answers[command name]`: text, or an exception to raise."""
 
     def __init__(self, settings: SlurmSettings) -> None:
@@ -68,9 +69,9 @@ class ScriptedSlurm(SlurmCommands):
 
 def make_backend(settings: dict | None = None, clock=lambda: 1000.0):
     fleet = slurm_fleet(settings or {})
-    backend = SlurmBackend(fleet, "hpc", fleet.backend_settings["hpc"], "/shared/ark", clock=clock)
-    scripted = ScriptedSlurm(backend.settings)
-    backend.commands = scripted
+    settings = fleet.backend_settings["hpc"]
+    scripted = ScriptedSlurm(settings)
+    backend = SlurmBackend(fleet, "hpc", settings, "/shared/ark", clock=clock, client=scripted)
     return fleet, backend, scripted
 
 
@@ -130,11 +131,11 @@ def test_time_limit_follows_the_pool_speed_and_never_rounds_to_zero():
     fleet, backend, _scripted = make_backend()
     fast = request_for(fleet, gpus=1)
     fast.job.speed = 2.0
-    args = backend.sbatch_args(fast, "/d")
+    args = backend.client.sbatch_args(backend.submission(fast, "/d"))
     assert "--time=30" in args and "--gres=gpu:1" in args and "--nodes=1" in args
     short = request_for(fleet, gpus=1)
     short.job.time_limit_s = 5.0
-    assert "--time=1" in backend.sbatch_args(short, "/d")
+    assert "--time=1" in backend.client.sbatch_args(backend.submission(short, "/d"))
 
 
 def test_batch_script_quotes_the_command_and_writes_an_exit_record(tmp_path):
@@ -247,16 +248,16 @@ def test_an_unreachable_controller_loses_nothing():
 
 def test_a_job_slurm_forgot_is_settled_by_its_exit_record_or_lost():
     backend, scripted, _ = started()
-    scripted.answers["squeue"] = SlurmCommandError("squeue: Invalid job id specified")
-    scripted.answers["sacct"] = SlurmCommandError("Slurm accounting storage is disabled")
+    scripted.answers["squeue"] = SlurmError("squeue: Invalid job id specified")
+    scripted.answers["sacct"] = SlurmError("Slurm accounting storage is disabled")
     scripted.answers["cat"] = '{"exit_code": 0, "ended_at": 1500}\n'
     [outcome] = backend.poll(2000.0)
     assert (outcome.ending, outcome.ended_at) == (Ending.COMPLETED, 1500.0)
     assert "exit record" in outcome.reason
     backend, scripted, _ = started()
     scripted.answers["squeue"] = ""
-    scripted.answers["sacct"] = SlurmCommandError("Slurm accounting storage is disabled")
-    scripted.answers["cat"] = SlurmCommandError("cat: exit.json: No such file or directory")
+    scripted.answers["sacct"] = SlurmError("Slurm accounting storage is disabled")
+    scripted.answers["cat"] = SlurmError("cat: exit.json: No such file or directory")
     [outcome] = backend.poll(2000.0)
     assert outcome.ending is Ending.LOST and "no longer knows job 4242" in outcome.reason
 
@@ -304,16 +305,16 @@ def test_a_cancel_while_the_controller_is_away_is_paid_when_it_answers():
 
 def test_sbatch_refusal_is_an_error_naming_slurms_reason():
     fleet, backend, scripted = make_backend()
-    scripted.answers["sbatch"] = SlurmCommandError(
+    scripted.answers["sbatch"] = SlurmError(
         "sbatch: error: Batch job submission failed: Invalid partition name specified"
     )
-    with pytest.raises(SlurmCommandError, match="Invalid partition"):
+    with pytest.raises(StartRefused, match="Invalid partition"):
         backend.start(request_for(fleet))
     assert backend._tracked == {}
 
 
 def test_commands_go_over_ssh_as_one_quoted_string():
-    commands = SlurmCommands(
+    commands = SlurmCli(
         SlurmSettings(ssh="ark@login", ssh_options=["-p", "2222"], slurm_conf="/etc/s.conf")
     )
     argv = commands._argv(["squeue", "--name=a b"])
@@ -322,7 +323,7 @@ def test_commands_go_over_ssh_as_one_quoted_string():
 
 
 def test_a_missing_slurm_install_reads_as_unreachable():
-    commands = SlurmCommands(SlurmSettings())
+    commands = SlurmCli(SlurmSettings())
     with pytest.raises(BackendUnavailable, match="not installed"):
         commands._argv = lambda args: ["/nonexistent/squeue"]  # type: ignore[method-assign]
         commands.run(["squeue"])

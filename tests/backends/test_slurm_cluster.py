@@ -53,7 +53,7 @@ accreditations = ["OFFICIAL", "OFFICIAL-SENSITIVE"]
 carbon_g_per_kwh = 100
 backend = "slurm"
   [sites.slurm]
-  slurm_conf = "{conf}"
+  {access}
   work_dir = "{work_dir}"
   partitions = {{ big = "gpu", small = "debug" }}
   poll_interval_s = 0.25
@@ -97,10 +97,30 @@ def slurm_job(slurm_id: str) -> dict[str, str]:
     return fields
 
 
-@pytest.fixture
-def slurm_service(tmp_path: Path):
+REST_URL = os.environ.get("ARKWRIGHT_TEST_SLURM_REST_URL")
+REST_TOKEN_FILE = os.environ.get("ARKWRIGHT_TEST_SLURM_REST_TOKEN_FILE")
+
+
+@pytest.fixture(params=["commands", "slurmrestd"])
+def access(request) -> str:
+    """The fleet file's lines saying how to reach the controller."""
+    if request.param == "commands":
+        return f'slurm_conf = "{CONF}"'
+    if not REST_URL:
+        reason = os.environ.get("ARKWRIGHT_TEST_SLURM_REST_SKIP", "slurmrestd was not started")
+        pytest.skip(f"slurmrestd: {reason}")
+    return f'rest_url = "{REST_URL}"\n  rest_user = "root"\n  rest_token_file = "{REST_TOKEN_FILE}"'
+
+
+def fleet_file_for(tmp_path: Path, access: str) -> Path:
     fleet_file = tmp_path / "fleet.toml"
-    fleet_file.write_text(FLEET.format(conf=CONF, work_dir=tmp_path / "runs"))
+    fleet_file.write_text(FLEET.format(access=access, work_dir=tmp_path / "runs"))
+    return fleet_file
+
+
+@pytest.fixture
+def slurm_service(tmp_path: Path, access: str):
+    fleet_file = fleet_file_for(tmp_path, access)
     db_url = f"sqlite:///{tmp_path / 'arkwright.db'}"
     token = bootstrap_admin(db_url)
     services: list[Service] = []
@@ -159,14 +179,14 @@ def events_of(service: Service, headers: dict, job_id: str) -> list[str]:
     return [f"{e['kind']}: {e['detail']}" for e in response.json()]
 
 
-def test_a_job_runs_in_slurm_where_the_core_placed_it(slurm_service):
+def test_a_job_runs_in_slurm_where_the_core_placed_it(slurm_service, access):
     open_service, _ = slurm_service
     service = open_service()
     user = service.user("ada", "research")
     job_id = submit(
         service,
         user,
-        ["bash", "-c", "echo hello from Slurm job $SLURM_JOB_ID"],
+        ["bash", "-c", "sleep 1; echo hello from Slurm job $SLURM_JOB_ID"],
         gpus=3,
         gpu_type=["A100"],
     )
@@ -178,7 +198,9 @@ def test_a_job_runs_in_slurm_where_the_core_placed_it(slurm_service):
     assert record["JobState"] == "COMPLETED"
     assert record["Partition"] == "debug" and record["Account"] == "research"
     assert record["TresPerNode"] == "gres:gpu:3"
-    assert record["Requeue"] == "0" and record["JobName"] == f"ark-{job_id}"
+    assert record["JobName"] == f"ark-{job_id}"
+    if "rest_url" not in access:  # slurmrestd 22.05 ignores requeue=false (see slurm_rest.py)
+        assert record["Requeue"] == "0"
     logs = service.client.get(f"/v1/jobs/{job_id}/logs", headers=user).text
     assert f"hello from Slurm job {slurm_id}" in logs
     assert any(f"Slurm job {slurm_id}: RUNNING" in e for e in events_of(service, user, job_id))
@@ -223,8 +245,9 @@ def test_a_node_daemon_killed_mid_job_requeues_the_job_and_it_runs_again(slurm_s
         time.sleep(0.1)
     cluster("kill-slurmd")
     try:
-        wait_slurm_state(first, "NODE_FAIL", timeout=60)
-        deadline = time.monotonic() + 30
+        # Slurm ends it NODE_FAIL (sbatch --no-requeue) or requeues it by itself
+        # (slurmrestd ignores requeue=false); either way Arkwright takes it back.
+        deadline = time.monotonic() + 60
         while not any("requeued" in e for e in events_of(service, user, job_id)):
             assert time.monotonic() < deadline, events_of(service, user, job_id)
             time.sleep(0.1)
@@ -232,9 +255,13 @@ def test_a_node_daemon_killed_mid_job_requeues_the_job_and_it_runs_again(slurm_s
         cluster("start-slurmd")
         cluster("resume")
     job = service.wait_for(job_id, user, {"completed", "failed"}, timeout=90)
-    assert job["state"] == "completed" and job["attempts"] == 2, job
+    # Two runs at least; starts the site refused while its node was down count as tries.
+    assert job["state"] == "completed" and job["attempts"] >= 2, job
     assert job["slurm_job_id"] != first
-    assert any("its node failed" in e for e in events_of(service, user, job_id))
+    assert any(
+        "its node failed" in e or ("requeued job" in e and "by itself" in e)
+        for e in events_of(service, user, job_id)
+    )
 
 
 def test_slurmctld_restarting_loses_nothing(slurm_service):
@@ -297,10 +324,8 @@ def test_an_arkwright_restart_adopts_its_slurm_jobs_and_requeues_the_unknown(slu
     assert [i for i in ids if int(i) > earlier] == [kept_id]  # adopted, never resubmitted
 
 
-def test_a_submission_whose_handle_was_never_recorded_is_found_not_repeated(tmp_path):
-    fleet_file = tmp_path / "fleet.toml"
-    fleet_file.write_text(FLEET.format(conf=CONF, work_dir=tmp_path / "runs"))
-    fleet = load_fleet(fleet_file)
+def test_a_submission_whose_handle_was_never_recorded_is_found_not_repeated(tmp_path, access):
+    fleet = load_fleet(fleet_file_for(tmp_path, access))
     backend = SlurmBackend(fleet, "hpc", fleet.backend_settings["hpc"], tmp_path / "runs")
     request = request_for(fleet, gpus=1, attempt=3)
     request = type(request)(request.job, fleet.pools[0], ((0, 1),), 3, ["sleep", "30"], {})

@@ -1,0 +1,193 @@
+"""Reaching Slurm through its own commands: here, or on a login node over ssh.
+
+Slurm's command-line tools are the interface every site gives its users, and the output
+formats asked for here have been stable for a decade. sbatch's `--no-requeue` is honoured
+(slurmrestd 22.05 ignores `requeue: false`), which is why this is the default way in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from datetime import datetime
+
+from arkwright.backends.base import BackendUnavailable
+from arkwright.backends.slurm_client import SlurmError, SlurmStatus, Submission
+from arkwright.fleets.slurm_settings import SlurmSettings
+
+# Messages that mean "the controller (or the way to it) is not there right now", or that
+# it cannot take work now (nodes down or still registering after a restart).
+_UNREACHABLE = (
+    "required node not available",
+    "temporarily unable",
+    "unable to contact slurm controller",
+    "socket timed out",
+    "connection refused",
+    "zero bytes were transmitted",
+    "communication connection failure",
+    "slurm_persist_conn",
+    "could not resolve hostname",
+    "connection timed out",
+    "no route to host",
+    "munge",
+)
+_EXIT_CODE = re.compile(r"\bExitCode=(\d+):(\d+)")
+
+
+def parse_slurm_time(text: str) -> float | None:
+    """Epoch seconds from Slurm's `standard` time format (local time), None for Unknown."""
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        return None
+
+
+def exit_status(code: int, signal: int) -> int:
+    """Slurm's code:signal pair as a shell would report it (128 + signal when killed)."""
+    return code if signal == 0 else 128 + signal
+
+
+class SlurmCli:
+    def __init__(self, settings: SlurmSettings) -> None:
+        self.settings = settings
+        self._has_sacct: bool | None = None  # learnt on first use
+
+    def _argv(self, args: list[str]) -> list[str]:
+        if self.settings.slurm_conf:
+            args = ["env", f"SLURM_CONF={self.settings.slurm_conf}", *args]
+        if not self.settings.ssh:
+            return args
+        ssh = ["ssh", "-o", "BatchMode=yes", *self.settings.ssh_options, self.settings.ssh]
+        return [*ssh, shlex.join(args)]  # ssh hands the remote shell one string
+
+    def run(self, args: list[str], stdin: str | None = None) -> str:
+        """stdout of a command that succeeded; BackendUnavailable or SlurmError."""
+        argv = self._argv(args)
+        try:
+            done = subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=self.settings.command_timeout_s,
+                env={**os.environ, "SLURM_TIME_FORMAT": "standard"},
+            )
+        except FileNotFoundError as exc:
+            raise BackendUnavailable(f"{argv[0]} is not installed here") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise BackendUnavailable(
+                f"{args[0]} did not answer in {self.settings.command_timeout_s:g} s"
+            ) from exc
+        if done.returncode == 0:
+            return done.stdout
+        message = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+        if (self.settings.ssh and done.returncode == 255) or any(
+            needle in message.lower() for needle in _UNREACHABLE
+        ):
+            raise BackendUnavailable(f"{args[0]}: {message}")
+        raise SlurmError(f"{args[0]}: {message}")
+
+    # ------------------------------------------------------------ SlurmClient
+
+    def sbatch_args(self, submission: Submission) -> list[str]:
+        args = [
+            "sbatch",
+            "--parsable",
+            f"--job-name={submission.name}",
+            f"--comment={submission.comment}",
+            f"--partition={submission.partition}",
+            f"--nodes={submission.nodes}",
+            "--ntasks-per-node=1",
+            f"--gres={submission.gres_per_node}",
+            f"--time={submission.time_limit_min}",
+            f"--chdir={submission.work_dir}",
+            f"--output={submission.stdout}",
+            f"--error={submission.stderr}",
+            "--no-requeue",
+            "--export=NONE",
+        ]
+        if submission.account:
+            args.append(f"--account={submission.account}")
+        if submission.qos:
+            args.append(f"--qos={submission.qos}")
+        return [*args, *self.settings.extra_args]
+
+    def prepare(self, work_dir: str) -> None:
+        self.run(["mkdir", "-p", work_dir])
+
+    def submit(self, script: str, submission: Submission) -> str:
+        out = self.run(self.sbatch_args(submission), stdin=script)
+        slurm_id = out.strip().split(";")[0]
+        if not slurm_id.isdigit():
+            raise SlurmError(f"sbatch printed {out.strip()!r}, not a job id")
+        return slurm_id
+
+    def statuses(self, slurm_ids: list[str]) -> dict[str, SlurmStatus]:
+        found: dict[str, SlurmStatus] = {}
+        for chunk in range(0, len(slurm_ids), 500):
+            ids = ",".join(slurm_ids[chunk : chunk + 500])
+            try:
+                out = self.run(["squeue", "-h", "-t", "all", f"--jobs={ids}", "-o", "%i|%T|%r|%e"])
+            except SlurmError as exc:
+                if "invalid job id" in str(exc).lower():
+                    continue  # none of this chunk is known any more
+                raise
+            for line in out.splitlines():
+                parts = line.strip().split("|")
+                if len(parts) == 4:
+                    found[parts[0]] = SlurmStatus(parts[1], parts[2], parse_slurm_time(parts[3]))
+        return found
+
+    def find(self, names: list[str]) -> list[tuple[str, str]]:
+        out = self.run(["squeue", "-h", "-t", "all", f"--name={','.join(names)}", "-o", "%i|%k"])
+        pairs = []
+        for line in out.splitlines():
+            slurm_id, _, comment = line.strip().partition("|")
+            pairs.append((slurm_id, comment.strip()))
+        return pairs
+
+    def cancel(self, slurm_id: str) -> None:
+        self.run(["scancel", slurm_id])
+
+    def exit_code(self, slurm_id: str) -> int | None:
+        out = self.run(["scontrol", "-o", "show", "job", slurm_id])
+        match = _EXIT_CODE.search(out)
+        return exit_status(int(match.group(1)), int(match.group(2))) if match else None
+
+    def accounting(self, slurm_id: str) -> tuple[SlurmStatus, int | None] | None:
+        if self._has_sacct is False:
+            return None
+        try:
+            out = self.run(["sacct", "-n", "-X", "-P", "-j", slurm_id, "-o", "State,ExitCode,End"])
+        except SlurmError as exc:
+            if "accounting storage is disabled" in str(exc).lower():
+                self._has_sacct = False  # this site keeps none: stop asking
+            return None
+        self._has_sacct = True
+        for line in out.splitlines():
+            state, code, end = [*line.split("|"), "", "", ""][:3]
+            if state:
+                parts = code.split(":")
+                exit_code = (
+                    exit_status(int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
+                    if parts[0].isdigit()
+                    else None
+                )
+                return SlurmStatus(state.split()[0], "", parse_slurm_time(end)), exit_code
+        return None
+
+    def read_file(self, path: str) -> str | None:
+        try:
+            return self.run(["cat", path])
+        except SlurmError:
+            return None
+
+
+def read_json(text: str | None) -> dict | None:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None

@@ -1,0 +1,94 @@
+"""A site that cannot be reached, or refuses a start, never costs a job its place."""
+
+from __future__ import annotations
+
+import time
+
+from arkwright.backends.base import BackendUnavailable, StartRefused
+
+
+class Flaky:
+    """A backend that fails its first `failures` starts with `error`, then behaves."""
+
+    def __init__(self, inner, error: Exception, failures: int) -> None:
+        self.inner, self.error, self.failures = inner, error, failures
+        self.name, self.time_scale = inner.name, inner.time_scale
+        self.refused = 0
+
+    def start(self, request):
+        if self.refused < self.failures:
+            self.refused += 1
+            raise self.error
+        return self.inner.start(request)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def events(service, headers, job_id) -> list[str]:
+    return [
+        e["kind"] + ": " + e["detail"]
+        for e in service.client.get(f"/v1/jobs/{job_id}/events", headers=headers).json()
+    ]
+
+
+def submit_to(service, headers, site: str) -> str:
+    response = service.client.post(
+        "/v1/jobs", headers=headers, json={"gpus": 1, "time": "1h", "sites": [site]}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_an_unreachable_site_requeues_the_job_until_it_answers(service):
+    control = service.control
+    control.site_rest_s = 0.05
+    control.backends["remote-uk"] = Flaky(
+        control.backends["remote-uk"], BackendUnavailable("controller down"), failures=5
+    )
+    alice = service.user("alice", "research")
+    job_id = submit_to(service, alice, "remote-uk")
+    job = service.wait_for(job_id, alice, {"completed", "failed"}, timeout=30)
+    assert job["state"] == "completed", job
+    history = events(service, alice, job_id)
+    assert sum("not reachable (controller down)" in e for e in history) == 5
+
+
+def test_a_site_that_keeps_refusing_fails_the_job_with_its_reason(service):
+    control = service.control
+    control.site_rest_s = 0.05
+    control.backends["remote-uk"] = Flaky(
+        control.backends["remote-uk"], StartRefused("Invalid account"), failures=100
+    )
+    alice = service.user("alice", "research")
+    job_id = submit_to(service, alice, "remote-uk")
+    job = service.wait_for(job_id, alice, {"completed", "failed"}, timeout=30)
+    assert job["state"] == "failed"
+    assert "refused 3 times in a row; last: Invalid account" in job["reason"]
+    assert (
+        sum("refused the start (Invalid account)" in e for e in events(service, alice, job_id)) == 2
+    )
+
+
+def test_a_refusal_rests_only_that_pool_and_the_job_may_go_elsewhere(service):
+    control = service.control
+    control.site_rest_s = 300.0  # remote-uk stays resting for the whole test
+    flaky = control.backends["remote-uk"] = Flaky(
+        control.backends["remote-uk"], StartRefused("node down"), failures=1
+    )
+    control.set_pool_cordoned("remote-eu/h100", True, "until remote-uk has refused", "test")
+    alice = service.user("alice", "research")
+    response = service.client.post(
+        "/v1/jobs",
+        headers=alice,
+        json={"gpus": 1, "time": "1h", "sites": ["remote-uk", "remote-eu"]},
+    )
+    job_id = response.json()["id"]
+    deadline = time.monotonic() + 10
+    while flaky.refused == 0:
+        assert time.monotonic() < deadline, "remote-uk was never asked"
+        time.sleep(0.05)
+    control.set_pool_cordoned("remote-eu/h100", False, "", "test")
+    job = service.wait_for(job_id, alice, {"completed", "failed"}, timeout=30)
+    assert job["state"] == "completed" and job["site"] == "remote-eu", job
+    assert any("refused the start (node down)" in e for e in events(service, alice, job_id))
