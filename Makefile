@@ -25,7 +25,7 @@ install: $(STAMP)
 # The main job: a year of synthetic national demand replayed on the uk-2026 fleet.
 run: $(STAMP)
 	$(BIN)/arkwright trace synth --fleet uk-2026 --jobs 50000 --load 0.8 --seed 7 --out $(OUT)/trace.csv
-	$(BIN)/arkwright simulate --fleet uk-2026 --trace $(OUT)/trace.csv --policy fairshare --out $(OUT)
+	$(BIN)/arkwright simulate --fleet uk-2026 --trace $(OUT)/trace.csv --policy fairshare --out $(OUT) --report
 
 # The live service with the embedded defaults: SQLite in arkwright-data/, the `local`
 # fleet (this machine runs real processes; two remote sites run in scaled time).

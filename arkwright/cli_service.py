@@ -40,6 +40,12 @@ def serve(
     history_every: float = typer.Option(
         60.0, help="Seconds between the dashboard's utilisation samples."
     ),
+    requeue_lost: bool = typer.Option(
+        True,
+        "--requeue-lost/--fail-lost",
+        help="Work a site lost through no fault of the job (a node failed, a controller "
+        "forgot it): place it again, or fail it.",
+    ),
 ) -> None:
     """Run the control plane, its API and the dashboard (at /)."""
     import uvicorn
@@ -56,6 +62,7 @@ def serve(
         policy,
         sim_speedup,
         history_every_s=history_every,
+        requeue_lost=requeue_lost,
     )
     control = build_control(config)
     console.print(

@@ -38,6 +38,7 @@ class ServiceConfig:
     sim_speedup: float = 3600.0
     tick_s: float = 0.2
     history_every_s: float = 60.0
+    requeue_lost: bool = True  # place lost work again (else fail it with the reason)
 
     @property
     def url(self) -> str:
@@ -77,6 +78,7 @@ def build_control(config: ServiceConfig) -> ControlPlane:
         table_for(config.fleet),
         tick_s=config.tick_s,
         history_every_s=config.history_every_s,
+        requeue_lost=config.requeue_lost,
     )
     control.ensure_tenants()
     control.recover()

@@ -92,3 +92,23 @@ def test_a_refusal_rests_only_that_pool_and_the_job_may_go_elsewhere(service):
     job = service.wait_for(job_id, alice, {"completed", "failed"}, timeout=30)
     assert job["state"] == "completed" and job["site"] == "remote-eu", job
     assert any("refused the start (node down)" in e for e in events(service, alice, job_id))
+
+
+def test_lost_work_is_failed_with_its_reason_when_the_policy_says_so(service):
+    from arkwright.service.server import ServiceConfig
+
+    assert ServiceConfig(service.config.fleet, service.config.data_dir).requeue_lost
+    service.control.requeue_lost = False  # `arkwright serve --fail-lost`
+    alice = service.user("alice", "research")
+    # 100 hours of job time last 100 s at the test's speed-up: long enough to catch running.
+    response = service.client.post(
+        "/v1/jobs", headers=alice, json={"gpus": 1, "time": "100h", "sites": ["remote-uk"]}
+    )
+    long_job = response.json()["id"]
+    service.wait_for(long_job, alice, {"running"})
+    patch = service.client.patch(
+        "/v1/sites/remote-uk", headers=service.admin, json={"down": True, "reason": "power cut"}
+    )
+    assert patch.status_code == 200
+    job = service.wait_for(long_job, alice, {"failed", "pending", "completed"})
+    assert job["state"] == "failed" and "power cut" in job["reason"], job
