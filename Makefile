@@ -53,6 +53,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || apt-get install -y -qq wrk >/dev/null \
 		|| echo "wrk not installed: bench/api.py will use Python clients"
 	eval "$$(bash scripts/test-postgres.sh)"; $(BIN)/python bench/api.py
+	eval "$$(bash scripts/test-slurm.sh)"; $(BIN)/python bench/slurm.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .hypothesis arkwright-data

@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 from datetime import datetime
+from pathlib import Path
 
 from arkwright.backends.base import BackendUnavailable
 from arkwright.backends.slurm_client import SlurmError, SlurmStatus, Submission
@@ -116,7 +117,10 @@ class SlurmCli:
         return [*args, *self.settings.extra_args]
 
     def prepare(self, work_dir: str) -> None:
-        self.run(["mkdir", "-p", work_dir])
+        if self.settings.ssh:
+            self.run(["mkdir", "-p", work_dir])
+        else:  # the same filesystem: no process to start
+            Path(work_dir).mkdir(parents=True, exist_ok=True)
 
     def submit(self, script: str, submission: Submission) -> str:
         out = self.run(self.sbatch_args(submission), stdin=script)

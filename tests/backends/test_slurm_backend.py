@@ -53,6 +53,10 @@ class ScriptedSlurm(SlurmCli):
         super().__init__(settings)
         self.answers: dict[str, object] = {}
         self.calls: list[tuple[list[str], str | None]] = []
+        self.prepared: list[str] = []
+
+    def prepare(self, work_dir: str) -> None:
+        self.prepared.append(work_dir)  # a path on the cluster: nothing is made here
 
     def run(self, args: list[str], stdin: str | None = None) -> str:
         self.calls.append((args, stdin))
@@ -124,7 +128,7 @@ def test_sbatch_asks_for_the_placement_the_core_made():
     assert "--no-requeue" in args and args[-1] == "--reservation=ark"
     assert "--comment=arkwright:j1:1" in args and "--job-name=ark-j1" in args
     assert handle["slurm_job_id"] == "4242" and handle["dir"] == "/shared/ark/j1/attempt-1"
-    assert scripted.called("mkdir") == [["mkdir", "-p", "/shared/ark/j1/attempt-1"]]
+    assert scripted.prepared == ["/shared/ark/j1/attempt-1"]
 
 
 def test_time_limit_follows_the_pool_speed_and_never_rounds_to_zero():
@@ -351,3 +355,12 @@ def test_the_example_slurm_fleet_reads_and_says_how_to_reach_its_controller():
     assert settings.ssh and settings.partition_for("gh200") == "workq"
     assert settings.gres_for("gh200", 4) == "gpu:gh200:4"
     assert "cloud-uk" not in fleet.backend_settings
+
+
+def test_job_directories_are_made_here_or_on_the_login_node(tmp_path):
+    local = SlurmCli(SlurmSettings())
+    local.prepare(str(tmp_path / "j1" / "attempt-1"))
+    assert (tmp_path / "j1" / "attempt-1").is_dir()
+    remote = ScriptedSlurm(SlurmSettings(ssh="ark@login"))
+    SlurmCli.prepare(remote, "/cluster/j1")
+    assert remote.called("mkdir") == [["mkdir", "-p", "/cluster/j1"]]
