@@ -6,8 +6,12 @@
 #   test-slurm.sh            install, configure, start; print `export` lines:
 #                            ARKWRIGHT_TEST_SLURM_CONF, or ARKWRIGHT_TEST_SLURM_SKIP with why;
 #                            ARKWRIGHT_TEST_SLURM_REST_URL and _TOKEN_FILE for slurmrestd
-#                            (JWT auth), or ARKWRIGHT_TEST_SLURM_REST_SKIP
-#   test-slurm.sh ACTION     start-ctld | stop-ctld | start-slurmd | kill-slurmd | resume
+#                            (JWT auth), or ARKWRIGHT_TEST_SLURM_REST_SKIP;
+#                            ARKWRIGHT_TEST_SLURM_SACCT=1 when slurmdbd (on a private
+#                            MariaDB) keeps accounting, so sacct answers
+#   test-slurm.sh ACTION     start-ctld | stop-ctld | start-slurmd | kill-slurmd | resume |
+#                            forget-jobs (restart slurmctld without its job state: a
+#                            controller that lost its memory; accounting still remembers)
 #                            (the fault tests restart daemons through these)
 set -u
 dir=${ARKWRIGHT_SLURM_DIR:-/tmp/arkwright-slurm}
@@ -48,6 +52,43 @@ start_rest() {
   wait_for 20 rest_up
 }
 
+db_up() { mariadb -S "$dir/mysql.sock" -e "select 1"; }
+start_accounting() {  # a private MariaDB and slurmdbd; fails quietly where they are missing
+  command -v mariadbd >/dev/null && command -v slurmdbd >/dev/null || return 1
+  if [ ! -d "$dir/mysql" ]; then
+    mariadb-install-db --datadir="$dir/mysql" --user=root \
+      --auth-root-authentication-method=socket >/dev/null 2>&1 || return 1
+  fi
+  if ! db_up >/dev/null 2>&1; then
+    mariadbd --datadir="$dir/mysql" --socket="$dir/mysql.sock" --port=33069 \
+      --bind-address=127.0.0.1 --user=root --pid-file="$dir/mysql.pid" \
+      --log-error="$dir/mysql.err" >/dev/null 2>&1 &
+    wait_for 30 db_up || return 1
+  fi
+  mariadb -S "$dir/mysql.sock" -e "CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' \
+    IDENTIFIED BY 'arkwright-test'; GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" \
+    || return 1
+  cat >"$dir/slurmdbd.conf" <<EOF
+AuthType=auth/munge
+DbdHost=localhost
+DbdPort=16819
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=33069
+StorageUser=slurm
+StoragePass=arkwright-test
+StorageLoc=slurm_acct_db
+PidFile=$dir/slurmdbd.pid
+LogFile=$dir/slurmdbd.log
+EOF
+  chmod 600 "$dir/slurmdbd.conf"
+  pidof_file "$dir/slurmdbd.pid" >/dev/null && return 0
+  SLURM_CONF=$conf slurmdbd || return 1
+  wait_for 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/16819"
+}
+sacct_works() { SLURM_CONF=$conf sacct -n -X -S now-1hour >/dev/null 2>&1; }
+
 ctld_up() { SLURM_CONF=$conf scontrol ping | grep -q UP; }
 node_ready() { SLURM_CONF=$conf sinfo -h -n "$node" -o %t | grep -Eq '^(idle|mix|alloc)$'; }
 pidof_file() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null && cat "$1"; }
@@ -64,6 +105,12 @@ case "${1:-setup}" in
     exit 0 ;;
   kill-slurmd)
     pid=$(pidof_file "$dir/slurmd.pid") && kill -9 "$pid"; exit 0 ;;
+  forget-jobs)
+    pid=$(pidof_file "$dir/slurmctld.pid") && kill "$pid"
+    wait_for 30 bash -c "! kill -0 ${pid:-0} 2>/dev/null"
+    rm -f "$dir"/state/job_state "$dir"/state/job_state.old
+    slurmctld -f "$conf"
+    wait_for 30 ctld_up; exit $? ;;
   resume)
     SLURM_CONF=$conf scontrol update nodename="$node" state=resume >/dev/null 2>&1
     wait_for 60 node_ready; exit $? ;;
@@ -75,7 +122,7 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing Slurm and munge for the tests (apt-get)..." >&2
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        slurm-wlm slurmrestd munge curl; } >&2
+        slurm-wlm slurmrestd slurmdbd mariadb-server munge curl; } >&2
   fi
 fi
 command -v slurmctld >/dev/null || say_skip "Slurm is not installed and apt-get could not install it"
@@ -85,6 +132,14 @@ start_munge || say_skip "munged did not start"
 # (Without a config file, scontrol waits a minute for a controller it cannot name.)
 if [ ! -s "$conf" ] || ! ctld_up 2>/dev/null || ! node_ready 2>/dev/null; then
   mkdir -p "$dir/state" "$dir/spool" "$dir/jobs"
+  # Accounting (sacct) where slurmdbd and MariaDB can run here; the rest works without.
+  if start_accounting; then
+    accounting="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=16819"
+  else
+    accounting="AccountingStorageType=accounting_storage/none"
+  fi
   [ -s "$dir/jwt.key" ] || { dd if=/dev/urandom of="$dir/jwt.key" bs=32 count=1 2>/dev/null; }
   chmod 600 "$dir/jwt.key"
   # Slurm drops a GPU with no device file, so each stands on an ordinary file here.
@@ -111,7 +166,7 @@ SlurmdLogFile=$dir/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+$accounting
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 GresTypes=gpu
@@ -141,8 +196,13 @@ EOF
   SLURM_CONF=$conf scontrol update nodename="$node" state=resume >/dev/null 2>&1
   wait_for 60 node_ready || say_skip "the Slurm node did not become ready (see $dir/slurmd.log)"
 fi
+if sacct_works; then  # Slurm accounts for the test programmes, as a site would have them
+  SLURM_CONF=$conf sacctmgr -i add account research,nhs >/dev/null 2>&1
+  SLURM_CONF=$conf sacctmgr -i add user root account=research,nhs >/dev/null 2>&1
+fi
 echo "export ARKWRIGHT_TEST_SLURM_CONF=$conf"
 echo "export ARKWRIGHT_TEST_SLURM_NODE=$node"
+sacct_works && echo "export ARKWRIGHT_TEST_SLURM_SACCT=1"
 if ! command -v slurmrestd >/dev/null; then
   echo "export ARKWRIGHT_TEST_SLURM_REST_SKIP='slurmrestd is not installed'"
 elif start_rest; then

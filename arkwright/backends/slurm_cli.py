@@ -161,17 +161,18 @@ class SlurmCli:
         match = _EXIT_CODE.search(out)
         return exit_status(int(match.group(1)), int(match.group(2))) if match else None
 
-    def accounting(self, slurm_id: str) -> tuple[SlurmStatus, int | None] | None:
+    def accounting(self, slurm_id: str, name: str) -> tuple[SlurmStatus, int | None] | None:
         if self._has_sacct is False:
             return None
         try:
-            out = self.run(["sacct", "-n", "-X", "-P", "-j", slurm_id, "-o", "State,ExitCode,End"])
+            query = ["-j", slurm_id, f"--name={name}", "-o", "State,ExitCode,End"]
+            out = self.run(["sacct", "-n", "-X", "-P", *query])
         except SlurmError as exc:
             if "accounting storage is disabled" in str(exc).lower():
                 self._has_sacct = False  # this site keeps none: stop asking
             return None
         self._has_sacct = True
-        for line in out.splitlines():
+        for line in reversed(out.splitlines()):  # the newest record first
             state, code, end = [*line.split("|"), "", "", ""][:3]
             if state:
                 parts = code.split(":")

@@ -64,7 +64,8 @@ class SlurmClient(Protocol):
 
     def exit_code(self, slurm_id: str) -> int | None: ...
 
-    def accounting(self, slurm_id: str) -> tuple[SlurmStatus, int | None] | None:
-        """What the site's accounting (sacct) recorded, or None where it keeps none."""
+    def accounting(self, slurm_id: str, name: str) -> tuple[SlurmStatus, int | None] | None:
+        """What the site's accounting (sacct) recorded for the job of this id and name (ids
+        are reused when a controller loses its state), or None where it keeps none."""
 
     def read_file(self, path: str) -> str | None: ...

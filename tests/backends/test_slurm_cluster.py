@@ -338,3 +338,32 @@ def test_a_submission_whose_handle_was_never_recorded_is_found_not_repeated(tmp_
         assert again.recover(request.job.job_id, None, 4, time.time()) is None
     finally:
         slurm("scancel", handle["slurm_job_id"])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("ARKWRIGHT_TEST_SLURM_SACCT"),
+    reason="Slurm accounting: slurmdbd is not running, so sacct has nothing to say",
+)
+@pytest.mark.parametrize("access", ["commands"], indirect=True)  # sacct is a command
+def test_a_job_the_controller_forgot_is_settled_from_accounting(slurm_service):
+    open_service, close = slurm_service
+    service = open_service()
+    user = service.user("ada", "research")
+    job_id = submit(service, user, ["bash", "-c", "sleep 2; exit 5"])
+    slurm_id = slurm_id_of(service, user, job_id)
+    close(service)  # Arkwright is away while the job ends...
+    wait_slurm_state(slurm_id, "FAILED")
+    run_dir = next((service.config.data_dir.parent / "runs" / job_id).glob("attempt-*"))
+    (run_dir / "exit.json").unlink()  # ...and only accounting can say how it ended
+    cluster("forget-jobs")  # ...and the controller loses its job state
+    asked = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", slurm_id],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SLURM_CONF": CONF},
+    )
+    assert "Invalid job id" in asked.stderr  # the controller no longer knows it
+    service = open_service()
+    job = service.wait_for(job_id, user, {"completed", "failed", "pending"}, timeout=30)
+    assert (job["state"], job["exit_code"], job["attempts"]) == ("failed", 5, 1), job
+    assert "from sacct" in job["reason"]
