@@ -264,25 +264,11 @@ class SlurmBackend:
             if status.restarts:
                 # Slurm requeued it by itself (a site that ignores --no-requeue): take it
                 # back, so only Arkwright decides where it runs again.
-                self.client.cancel(str(run.slurm_id))
-                return Outcome(
-                    run.job_id,
-                    Ending.LOST,
-                    now,
-                    None,
-                    f"Slurm requeued job {run.slurm_id} by itself ({status.reason}); "
-                    "placing it again",
-                )
+                return self._take_back(run, now, f"requeued by itself ({status.reason})")
             waited = now - run.submitted_at
             if status.state == "PENDING" and waited > self.settings.pending_timeout_s:
-                self.client.cancel(str(run.slurm_id))
-                return Outcome(
-                    run.job_id,
-                    Ending.LOST,
-                    now,
-                    None,
-                    f"Slurm kept job {run.slurm_id} pending for {waited:.0f} s "
-                    f"({status.reason}); placing it again",
+                return self._take_back(
+                    run, now, f"kept pending for {waited:.0f} s ({status.reason})"
                 )
             return None
         ending, reason = ENDINGS.get(status.state, (Ending.FAILED, "ended"))
@@ -291,6 +277,13 @@ class SlurmBackend:
             reason = f"{reason} ({exit_code})" if status.state != "FAILED" else f"exit {exit_code}"
         detail = f"Slurm job {run.slurm_id} {status.state}" + (f": {reason}" if reason else "")
         return Outcome(run.job_id, ending, status.ended_at or now, exit_code, detail)
+
+    def _take_back(self, run: _Run, now: float, why: str) -> Outcome:
+        """Cancel a job Slurm holds and report it lost, for Arkwright to place again."""
+        self.client.cancel(str(run.slurm_id))
+        return Outcome(
+            run.job_id, Ending.LOST, now, None, f"Slurm {why}: job {run.slurm_id}; placing it again"
+        )
 
     def _exit_code(self, run: _Run) -> int | None:
         try:

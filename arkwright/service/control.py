@@ -217,15 +217,7 @@ class ControlPlane:
         backend = self.backends[pool.site.name]
         found = backend.recover(row.id, row.handle, row.attempts, now)
         if found is None:  # the start was recorded but never carried out
-            self._update(
-                row.id,
-                "pending",
-                reason="requeued: start not carried out before restart",
-                pool=None,
-                allocation=None,
-                handle=None,
-                event="requeued",
-            )
+            self._record_requeued(row.id, "start not carried out before restart")
             self.scheduler.submit(job, job.submit_time)
             return "requeued"
         if isinstance(found, Outcome):
@@ -716,16 +708,7 @@ class ControlPlane:
                 )
                 log.warning("%s goes back to the queue: %s", job.job_id, why)
                 self.scheduler.requeue(job.job_id, now)
-                self._update(
-                    job.job_id,
-                    "pending",
-                    reason=f"requeued: {why}",
-                    pool=None,
-                    allocation=None,
-                    handle=None,
-                    event="requeued",
-                    detail=why,
-                )
+                self._record_requeued(job.job_id, why)
                 site_pools = [p.index for p in self.fleet.pools_at(pool.site.name)]
                 self._rest([pool.index] if refused else site_pools, now)
                 return None
@@ -796,16 +779,7 @@ class ControlPlane:
         handle = self._handle_of(job.job_id)
         self._record_usage(job, now)
         if self.requeue_lost:
-            self._update(
-                job.job_id,
-                "pending",
-                reason=f"requeued: {reason}",
-                pool=None,
-                allocation=None,
-                handle=None,
-                event="requeued",
-                detail=reason,
-            )
+            self._record_requeued(job.job_id, reason)
             self.scheduler.requeue(job.job_id, now)
             with self.sessions() as session, session.begin():
                 session.get(JobRow, job.job_id).work_done_s = job.work_done_s
@@ -813,6 +787,19 @@ class ControlPlane:
             self._update(job.job_id, "failed", reason=reason, finished=now, event="failed")
             self.scheduler.finish(job.job_id, now)
         self._backend_for(job).cancel(job.job_id, handle or {})
+
+    def _record_requeued(self, job_id: str, why: str) -> None:
+        """Back in the queue, placement forgotten, with the reason in its history."""
+        self._update(
+            job_id,
+            "pending",
+            reason=f"requeued: {why}",
+            pool=None,
+            allocation=None,
+            handle=None,
+            event="requeued",
+            detail=why,
+        )
 
     def busy_by_site(self) -> dict[str, int]:
         busy: dict[str, int] = {}

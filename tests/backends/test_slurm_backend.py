@@ -364,3 +364,13 @@ def test_job_directories_are_made_here_or_on_the_login_node(tmp_path):
     remote = ScriptedSlurm(SlurmSettings(ssh="ark@login"))
     SlurmCli.prepare(remote, "/cluster/j1")
     assert remote.called("mkdir") == [["mkdir", "-p", "/cluster/j1"]]
+
+
+def test_a_job_slurm_requeued_by_itself_is_taken_back():
+    from arkwright.backends.slurm_client import SlurmStatus
+
+    backend, scripted, _ = started()
+    scripted.statuses = lambda ids: {"4242": SlurmStatus("PENDING", "BeginTime", None, None, 1)}
+    [outcome] = backend.poll(1100.0)
+    assert outcome.ending is Ending.LOST and "requeued by itself (BeginTime)" in outcome.reason
+    assert scripted.called("scancel") == [["scancel", "4242"]]
