@@ -579,12 +579,14 @@ class ControlPlane:
             self.stats.last_pass_s = elapsed
             if self.on_pass:
                 self.on_pass(elapsed)
-            if decisions:
-                self._carry_out(decisions, now)
+            launches = self._carry_out(decisions, now) if decisions else []
+        if launches:
+            self._launch_all(launches, now)
 
-    def _carry_out(self, decisions: list, now: float) -> None:
-        """Record every decision (one transaction), then act on it. Bulk statements by
-        primary key: a pass that starts thousands of jobs reads none of their rows."""
+    def _carry_out(self, decisions: list, now: float) -> list[tuple[Start, RunRequest]]:
+        """Record every decision (one transaction), then act on it; the starts are returned
+        for `_launch_all`. Bulk statements by primary key: a pass that starts thousands
+        of jobs reads none of their rows."""
         updates: list[dict] = []
         events: list[dict] = []
         usage: list[dict] = []
@@ -646,21 +648,51 @@ class ControlPlane:
                 )
             elif isinstance(decision, Reject):
                 self._specs.pop(decision.job.job_id, None)
+        return [(d, self._request_for(d)) for d in decisions if isinstance(d, Start)]
+
+    def _request_for(self, start: Start) -> RunRequest:
+        job = start.job
+        spec = self._specs.get(job.job_id, {})
+        return RunRequest(
+            job=job,
+            pool=self.fleet.pools[start.pool],
+            allocation=start.allocation,
+            attempt=job.attempts,
+            command=list(spec.get("command") or []),
+            env=dict(spec.get("env") or {}),
+            runtime_s=max(job.duration_s - job.work_done_s, 0.0) / job.speed,
+        )
+
+    def _launch_all(self, launches: list[tuple[Start, RunRequest]], now: float) -> None:
+        """Ask the backends to run the starts, without holding the lock: a backend may take
+        seconds (sbatch to a slow controller) and the API must not wait on it. Each start
+        was recorded ('starting') first, so a crash here loses nothing."""
+        results: list[tuple[Start, RunRequest, dict | Exception]] = []
+        unreachable: set[str] = set()
+        for start, request in launches:
+            site = request.pool.site.name
+            try:
+                if site in unreachable or request.pool.index in self._resting:
+                    raise BackendUnavailable("resting after a failed start there")
+                results.append((start, request, self.backends[site].start(request)))
+            except BackendUnavailable as exc:
+                unreachable.add(site)  # the rest of this pass goes elsewhere at once
+                results.append((start, request, exc))
+            except Exception as exc:
+                results.append((start, request, exc))
+        at = from_epoch(now)
         running: list[dict] = []
-        running_events: list[dict] = []
-        for start in (d for d in decisions if isinstance(d, Start)):
-            handle = self._launch(start, now)
-            if handle is not None:
-                running.append({"id": start.job.job_id, "state": "running", "handle": handle})
-                running_events.append(
-                    {
-                        "job_id": start.job.job_id,
-                        "kind": "running",
-                        "at": at,
-                        "detail": self.fleet.pools[start.pool].name,
-                    }
-                )
-        self._write(running, running_events, [])
+        events: list[dict] = []
+        with self.lock:
+            for start, request, result in results:
+                handle = self._settle_launch(start, request, result, now)
+                if handle is not None:
+                    job_id = start.job.job_id
+                    running.append({"id": job_id, "state": "running", "handle": handle})
+                    events.append(
+                        {"job_id": job_id, "kind": "running", "at": at, "detail": request.pool.name}
+                    )
+            self._write(running, events, [])
 
     def _write(self, updates: list[dict], events: list[dict], usage: list[dict]) -> None:
         """One transaction: job updates by primary key (grouped by the columns they set,
@@ -678,25 +710,31 @@ class ControlPlane:
             if usage:
                 session.execute(insert(UsageRow), usage)
 
-    def _launch(self, start: Start, now: float) -> dict | None:
-        """Ask the backend to run a start: its handle, or None if it could not start."""
+    def _settle_launch(
+        self, start: Start, request: RunRequest, result: dict | Exception, now: float
+    ) -> dict | None:
+        """What a backend said to a start: its handle if the job is running, else None
+        (requeued, or failed with the reason). Called under the lock."""
         job = start.job
-        pool = self.fleet.pools[start.pool]
-        spec = self._specs.get(job.job_id, {})
-        request = RunRequest(
-            job=job,
-            pool=pool,
-            allocation=start.allocation,
-            attempt=job.attempts,
-            command=list(spec.get("command") or []),
-            env=dict(spec.get("env") or {}),
-            runtime_s=max(job.duration_s - job.work_done_s, 0.0) / job.speed,
+        pool = request.pool
+        current = self.scheduler.jobs.get(job.job_id)
+        still_ours = (
+            current is job
+            and job.state is JobState.RUNNING
+            and job.attempts == request.attempt
+            and job.pool_index == start.pool
         )
-        try:
-            if pool.index in self._resting:  # an earlier start this pass found it unreachable
-                raise BackendUnavailable("resting after a failed start there")
-            handle = self.backends[pool.site.name].start(request)
-        except (BackendUnavailable, StartRefused) as exc:
+        if not isinstance(result, Exception):
+            if still_ours:
+                self._refusals.pop(job.job_id, None)
+                return result
+            # Cancelled, preempted or lost while it was being started: stop that run.
+            self.backends[pool.site.name].cancel(job.job_id, result)
+            return None
+        if not still_ours:
+            return None  # nothing started, and the job has moved on
+        exc = result
+        if isinstance(exc, BackendUnavailable | StartRefused):
             refused = isinstance(exc, StartRefused)
             refusals = self._refusals.get(job.job_id, 0) + refused
             if refusals < MAX_REFUSALS:
@@ -713,11 +751,8 @@ class ControlPlane:
                 self._rest([pool.index] if refused else site_pools, now)
                 return None
             failure = f"refused {refusals} times in a row; last: {exc}"
-        except Exception as exc:
-            failure = str(exc)
         else:
-            self._refusals.pop(job.job_id, None)
-            return handle
+            failure = str(exc)
         log.warning("start of %s on %s failed: %s", job.job_id, pool.name, failure)
         self._refusals.pop(job.job_id, None)
         self._update(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from arkwright.backends.base import BackendUnavailable, StartRefused
@@ -112,3 +113,53 @@ def test_lost_work_is_failed_with_its_reason_when_the_policy_says_so(service):
     assert patch.status_code == 200
     job = service.wait_for(long_job, alice, {"failed", "pending", "completed"})
     assert job["state"] == "failed" and "power cut" in job["reason"], job
+
+
+class Held:
+    """A backend whose start waits until the test lets it go (a slow sbatch)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name, self.time_scale = inner.name, inner.time_scale
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.cancelled: list[str] = []
+
+    def start(self, request):
+        self.entered.set()
+        assert self.release.wait(30)
+        return self.inner.start(request)
+
+    def cancel(self, job_id, handle):
+        self.cancelled.append(job_id)
+        return self.inner.cancel(job_id, handle)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_slow_start_holds_nobody_up_and_a_cancel_meanwhile_wins(service):
+    control = service.control
+    held = control.backends["remote-uk"] = Held(control.backends["remote-uk"])
+    alice = service.user("alice", "research")
+    job_id = submit_to(service, alice, "remote-uk")
+    assert held.entered.wait(10), "the start never reached the backend"
+    # While the backend is busy starting it, the API still answers, and a cancel lands.
+    answered = threading.Event()
+
+    def cancel() -> None:
+        service.client.post(f"/v1/jobs/{job_id}/cancel", headers=alice)
+        answered.set()
+
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    cancelled_first = answered.wait(10)
+    held.release.set()
+    canceller.join(10)
+    assert cancelled_first, "the cancel waited for the backend's start"
+    job = service.wait_for(job_id, alice, {"cancelled", "running", "completed"})
+    assert job["state"] == "cancelled"
+    deadline = time.monotonic() + 10
+    while held.cancelled.count(job_id) < 2:  # once at cancel, once for the late start
+        assert time.monotonic() < deadline, held.cancelled
+        time.sleep(0.05)
+    assert service.client.get(f"/v1/jobs/{job_id}", headers=alice).json()["state"] == "cancelled"
