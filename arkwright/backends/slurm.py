@@ -18,6 +18,7 @@ Nothing is lost or run twice:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -36,7 +37,7 @@ from arkwright.backends.base import (
     StartRefused,
     check_boundary,
 )
-from arkwright.backends.slurm_cli import SlurmCli, read_json
+from arkwright.backends.slurm_cli import SlurmCli
 from arkwright.backends.slurm_client import SlurmClient, SlurmError, SlurmStatus, Submission
 from arkwright.backends.slurm_rest import SlurmRest
 from arkwright.core.fleet import Fleet
@@ -293,7 +294,11 @@ class SlurmBackend:
             return record.get("exit_code") if record else None
 
     def _exit_record(self, run: _Run) -> dict | None:
-        return read_json(self.client.read_file(f"{run.run_dir}/exit.json"))
+        text = self.client.read_file(f"{run.run_dir}/exit.json")
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            return None  # cut short as the job died: no record
 
     def _settle_unknown(self, run: _Run, now: float) -> Outcome | None:
         """The controller no longer lists the job: accounting, then the exit record."""

@@ -7,7 +7,6 @@ formats asked for here have been stable for a decade. sbatch's `--no-requeue` is
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -189,10 +188,3 @@ class SlurmCli:
             return self.run(["cat", path])
         except SlurmError:
             return None
-
-
-def read_json(text: str | None) -> dict | None:
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None

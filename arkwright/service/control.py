@@ -558,9 +558,7 @@ class ControlPlane:
 
     def step(self) -> None:
         now = self.clock()
-        outcomes = [
-            o for b in {id(b): b for b in self.backends.values()}.values() for o in b.poll(now)
-        ]
+        outcomes = [o for b in self._distinct_backends() for o in b.poll(now)]
         if outcomes:
             with self.lock:
                 self._settle_all(outcomes)
@@ -862,11 +860,15 @@ class ControlPlane:
                 del self._resting[index]
                 self.scheduler.set_cordoned(index, False)
 
+    def _distinct_backends(self) -> list[Backend]:
+        """Each backend once (sites may share one, as the simulated ones do)."""
+        return list({id(b): b for b in self.backends.values()}.values())
+
     def _record_backend_events(self) -> None:
         """Backends that report progress (Slurm's own job states) add to job histories."""
         at = from_epoch(self.clock())
         events = []
-        for backend in {id(b): b for b in self.backends.values()}.values():
+        for backend in self._distinct_backends():
             drain = getattr(backend, "drain_events", None)
             if drain is not None:
                 events += [

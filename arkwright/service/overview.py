@@ -66,7 +66,7 @@ def overview(control: ControlPlane, me: Principal) -> Overview:
         down = {r.site: r.reason for r in session.scalars(select(SiteStateRow)) if r.down}
         cordoned = {r.pool for r in session.scalars(select(PoolStateRow)) if r.cordoned}
     with control.lock:
-        busy_by_pool = {p.index: control.scheduler.busy_gpus(p.index) for p in fleet.pools}
+        busy_by_site = control.busy_by_site()
         queued: dict[str, int] = {}
         running: dict[str, int] = {}
         running_gpus: dict[str, int] = {}
@@ -82,7 +82,7 @@ def overview(control: ControlPlane, me: Principal) -> Overview:
     sites = []
     for site in fleet.sites:
         pools = fleet.pools_at(site.name)
-        busy = sum(busy_by_pool[p.index] for p in pools)
+        busy = busy_by_site.get(site.name, 0)
         if site.name in down:
             state, reason = "down", down[site.name]
         elif site.name in resting:
@@ -107,7 +107,7 @@ def overview(control: ControlPlane, me: Principal) -> Overview:
                 reason=reason,
             )
         )
-    total_busy = sum(busy_by_pool.values())
+    total_busy = sum(busy_by_site.values())
     with_work = set(queued) | set(running)
     names = {t.name for t in fleet.tenants} | with_work
     weight_with_work = sum(fleet.tenant(n).weight for n in with_work) or 1.0
