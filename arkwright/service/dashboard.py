@@ -95,7 +95,8 @@ def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
             )
             response.status_code = 401
             return response
-        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        # Only a path on this site: "//host" and "/\\host" would leave it.
+        target = next if next.startswith("/") and next[1:2] not in ("/", "\\") else "/"
         response = RedirectResponse(target, 303)
         response.set_cookie(
             SESSION_COOKIE,

@@ -131,3 +131,17 @@ def test_the_chart_library_is_served_from_the_package(service):
     response = service.client.get("/static/vendor/chart.umd.min.js")
     assert response.status_code == 200 and "Chart" in response.text[:5000]
     assert service.client.get("/static/dashboard.js").status_code == 200
+
+
+def test_login_sends_you_back_only_to_a_page_of_this_site(service):
+    token = service.admin["Authorization"].removeprefix("Bearer ")
+    for target, expected in (
+        ("/jobs?state=running", "/jobs?state=running"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://evil.example/", "/"),
+    ):
+        response = service.client.post(
+            "/login", data={"token": token, "next": target}, follow_redirects=False
+        )
+        assert response.headers["location"] == expected, target
