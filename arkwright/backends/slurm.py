@@ -140,6 +140,7 @@ class SlurmBackend:
         self._lock = threading.Lock()
         self._tracked: dict[str, _Run] = {}
         self._cancels_owed: dict[str, str] = {}  # slurm id -> job id, for when it answers
+        self._unsure: list[_Run] = []  # submissions whose answer never came
         self._events: list[tuple[str, str, str]] = []  # (job id, kind, detail)
         self._next_poll = 0.0
         self.reachable = True
@@ -178,6 +179,14 @@ class SlurmBackend:
             slurm_id = self.client.submit(script, self.submission(request, run_dir))
         except SlurmError as exc:
             raise StartRefused(str(exc)) from exc
+        except BackendUnavailable:
+            # The controller may have taken the job before its answer was lost. The job
+            # is placed again as a later attempt, so such a run would be a duplicate:
+            # look for it, and cancel it, once Slurm answers.
+            unsure = _Run(job.job_id, request.attempt, run_dir, None, self.clock())
+            with self._lock:
+                self._unsure.append(unsure)
+            raise
         run = _Run(job.job_id, request.attempt, run_dir, slurm_id, self.clock(), "SUBMITTED")
         with self._lock:
             self._tracked[job.job_id] = run
@@ -214,6 +223,7 @@ class SlurmBackend:
             runs = list(self._tracked.values())
         try:
             self._pay_cancels()
+            self._sweep_unsure()
             if not runs:
                 return []
             outcomes = self._judge_all(runs, now)
@@ -371,6 +381,28 @@ class SlurmBackend:
                 log.info("cancel of Slurm job %s (job %s): %s", slurm_id, job_id, exc)
             with self._lock:
                 self._cancels_owed.pop(slurm_id, None)
+
+    def _sweep_unsure(self) -> None:
+        with self._lock:
+            unsure = list(self._unsure)
+        if not unsure:
+            return
+        by_comment = {f"arkwright:{run.job_id}:{run.attempt}": run for run in unsure}
+        for slurm_id, comment in self.client.find([f"ark-{run.job_id}" for run in unsure]):
+            run = by_comment.get(comment)
+            if run is not None:
+                try:
+                    self.client.cancel(slurm_id)
+                except SlurmError:
+                    continue  # ended already
+                self._event(
+                    run.job_id,
+                    "slurm",
+                    f"cancelled Slurm job {slurm_id}: Slurm took attempt {run.attempt} after "
+                    "all, but its answer was lost and the job had been placed again",
+                )
+        with self._lock:
+            self._unsure = [run for run in self._unsure if run not in unsure]
 
     # ---------------------------------------------------------------- recover
 

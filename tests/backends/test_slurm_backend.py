@@ -374,3 +374,22 @@ def test_a_job_slurm_requeued_by_itself_is_taken_back():
     [outcome] = backend.poll(1100.0)
     assert outcome.ending is Ending.LOST and "requeued by itself (BeginTime)" in outcome.reason
     assert scripted.called("scancel") == [["scancel", "4242"]]
+
+
+def test_a_submission_whose_answer_was_lost_is_cancelled_if_slurm_took_it():
+    fleet, backend, scripted = make_backend()
+    scripted.answers["sbatch"] = BackendUnavailable("sbatch did not answer in 30 s")
+    with pytest.raises(BackendUnavailable):
+        backend.start(request_for(fleet, attempt=1))
+    # The controller answers again: attempt 1 did reach it (778); attempt 2 is the live run.
+    scripted.answers["squeue"] = lambda args: (
+        "778|arkwright:j1:1\n779|arkwright:j1:2\n"
+        if any(a.startswith("--name=") for a in args)
+        else ""
+    )
+    backend.poll(2000.0)
+    assert scripted.called("scancel") == [["scancel", "778"]]
+    assert any("Slurm took attempt 1 after all" in d for _, _, d in backend.drain_events())
+    backend._next_poll = 0.0
+    backend.poll(3000.0)
+    assert scripted.called("scancel") == [["scancel", "778"]]  # swept once, then forgotten
