@@ -203,6 +203,25 @@ def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
             allocation=allocation,
         )
 
+    @app.post("/sites/{site}/state", include_in_schema=False)
+    def site_state_from_page(
+        request: Request,
+        site: str,
+        down: Annotated[bool, Form()],
+        reason: Annotated[str, Form()] = "",
+    ) -> Response:
+        me = _viewer(request)
+        if me is None:
+            return _to_login(request)
+        if not _same_origin(request):
+            raise HTTPException(403, "change a site from the dashboard's own page")
+        if not me.is_admin:
+            raise HTTPException(403, "only an admin marks a site down or up")
+        if site not in control.fleet.site_by_name:
+            raise HTTPException(404, f"no site {site!r}")
+        control.set_site_down(site, down, reason.strip() or "marked from the dashboard", me.name)
+        return RedirectResponse("/", 303)
+
     @app.post("/jobs/{job_id}/cancel", include_in_schema=False)
     def cancel_from_page(request: Request, job_id: str) -> Response:
         me = _viewer(request)

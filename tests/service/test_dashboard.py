@@ -145,3 +145,30 @@ def test_login_sends_you_back_only_to_a_page_of_this_site(service):
             "/login", data={"token": token, "next": target}, follow_redirects=False
         )
         assert response.headers["location"] == expected, target
+
+
+def test_an_admin_marks_a_site_down_and_up_from_the_fleet_page(service):
+    alice = service.user("alice", "research")
+    log_in(service, alice)
+    same_site = {"Origin": "http://testserver"}
+    assert "Mark down" not in service.client.get("/").text  # not an admin: no controls
+    refused = service.client.post(
+        "/sites/remote-uk/state", data={"down": "true"}, headers=same_site
+    )
+    assert refused.status_code == 403
+    service.client.cookies.clear()
+    log_in(service, service.admin)
+    assert "Mark down" in service.client.get("/").text
+    assert service.client.post("/sites/remote-uk/state", data={"down": "true"}).status_code == 403
+    response = service.client.post(
+        "/sites/remote-uk/state",
+        data={"down": "true", "reason": "cooling fault"},
+        headers=same_site,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    sites = {s["name"]: s for s in service.client.get("/v1/overview").json()["sites"]}
+    assert (sites["remote-uk"]["state"], sites["remote-uk"]["reason"]) == ("down", "cooling fault")
+    service.client.post("/sites/remote-uk/state", data={"down": "false"}, headers=same_site)
+    sites = {s["name"]: s for s in service.client.get("/v1/overview").json()["sites"]}
+    assert sites["remote-uk"]["state"] == "up"
