@@ -33,7 +33,7 @@ DATA ?= arkwright-data
 serve: $(STAMP)
 	@test -s $(DATA)/admin.token || $(BIN)/arkwright admin bootstrap --data-dir $(DATA) \
 		--token-file $(DATA)/admin.token >/dev/null
-	@echo "API:   http://127.0.0.1:8765  (OpenAPI at /docs, metrics at /metrics)"
+	@echo "Dashboard and API: http://127.0.0.1:8765  (log in with the token; OpenAPI at /docs, metrics at /metrics)"
 	@echo "Token: $$(cat $(DATA)/admin.token)  (export ARKWRIGHT_TOKEN=... for the CLI)"
 	$(BIN)/arkwright serve --fleet local --data-dir $(DATA)
 
