@@ -842,8 +842,13 @@ class ControlPlane:
         return busy
 
     def resting_sites(self) -> set[str]:
-        """Sites whose backend could not be reached lately (starts paused there)."""
-        return {self.fleet.pools[index].site.name for index in self._resting}
+        """Sites whose backend could not be reached lately: every pool resting. (A pool
+        resting after a refused start leaves its site up.)"""
+        return {
+            site.name
+            for site in self.fleet.sites
+            if all(p.index in self._resting for p in self.fleet.pools_at(site.name))
+        }
 
     # ------------------------------------------------------- unreachable sites
 

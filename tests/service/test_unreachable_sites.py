@@ -163,3 +163,16 @@ def test_a_slow_start_holds_nobody_up_and_a_cancel_meanwhile_wins(service):
         assert time.monotonic() < deadline, held.cancelled
         time.sleep(0.05)
     assert service.client.get(f"/v1/jobs/{job_id}", headers=alice).json()["state"] == "cancelled"
+
+
+def test_only_a_site_with_every_pool_resting_reads_as_unreachable(tmp_path):
+    from arkwright.fleets import load_fleet
+    from arkwright.service.server import ServiceConfig, build_control
+
+    fleet = load_fleet("tiny")  # uk-a has two pools
+    control = build_control(ServiceConfig(fleet, tmp_path, f"sqlite:///{tmp_path / 'a.db'}"))
+    first, second = fleet.pools_at("uk-a")
+    control._rest([first.index], control.clock())  # one pool refused a start
+    assert control.resting_sites() == set()
+    control._rest([second.index], control.clock())  # the whole site unreachable
+    assert control.resting_sites() == {"uk-a"}
