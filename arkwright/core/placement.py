@@ -32,3 +32,59 @@ def carbon_score(pool: Pool, speed: float, now: float) -> tuple:
     site = pool.site
     grams_per_work = site.carbon_at(now) * site.pue * pool.watts_per_gpu / max(speed, 1e-9)
     return (grams_per_work, -speed, pool.index)
+
+
+class PackPlacement:
+    """Fill the fullest pool first; speed-blind."""
+
+    def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
+        return 0.0
+
+    def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
+        return pack_score(pool, state)
+
+
+class HeteroPlacement:
+    """Gavel-like throughput-aware choice, refusing much slower GPUs until the job has
+    waited as long as it would run on its best one."""
+
+    def __init__(self, typical_speed: list[float], min_speed_fraction: float) -> None:
+        self.typical_speed = typical_speed
+        self.min_speed_fraction = min_speed_fraction
+
+    def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
+        best_speed = max(speeds[i] for i in pools if job.pool_mask >> i & 1)
+        waited = now - job.submit_time
+        if waited < (job.requested_s - job.work_done_s) / best_speed:
+            return best_speed * self.min_speed_fraction
+        return 0.0
+
+    def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
+        return hetero_score(pool, state, speed, self.typical_speed[pool.index], job.gpus)
+
+
+class CarbonPlacement(HeteroPlacement):
+    """Least CO2 per unit of work now. With `hetero` also named, keeps hetero's rule
+    against much slower GPUs; alone, accepts any eligible GPU."""
+
+    def __init__(self, hetero: HeteroPlacement | None) -> None:
+        self._hetero = hetero
+
+    def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
+        return self._hetero.min_speed(job, speeds, pools, now) if self._hetero else 0.0
+
+    def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
+        return carbon_score(pool, speed, now)
+
+
+PlacementStrategy = PackPlacement | HeteroPlacement | CarbonPlacement
+
+
+def placement_for(
+    carbon: bool, hetero: bool, typical_speed: list[float], min_speed_fraction: float
+) -> PlacementStrategy:
+    """Chosen once per scheduler, from the policy's names."""
+    het = HeteroPlacement(typical_speed, min_speed_fraction) if hetero else None
+    if carbon:
+        return CarbonPlacement(het)
+    return het or PackPlacement()

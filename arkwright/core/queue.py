@@ -21,7 +21,13 @@ def static_key(job: Job) -> tuple[int, float, int]:
 class JobQueue:
     def __init__(self) -> None:
         self.lists: dict[ListKey, list[Job]] = {}
+        # Per list, how many jobs of each gang size wait: the smallest gang of a list is
+        # what a pass compares with the room left before it skips the whole list.
+        self.gang_sizes: dict[ListKey, dict[int, int]] = {}
         self.size = 0
+
+    def smallest_gang(self, key: ListKey) -> int:
+        return min(self.gang_sizes[key])
 
     def __len__(self) -> int:
         return self.size
@@ -29,6 +35,10 @@ class JobQueue:
     def add(self, job: Job) -> None:
         key = (job.tenant, job.eligibility_class)
         jobs = self.lists.get(key)
+        sizes = self.gang_sizes.get(key)
+        if sizes is None:
+            sizes = self.gang_sizes[key] = {}
+        sizes[job.gpus] = sizes.get(job.gpus, 0) + 1
         if jobs is None:
             self.lists[key] = [job]
         elif static_key(jobs[-1]) <= static_key(job):
@@ -45,8 +55,15 @@ class JobQueue:
             raise KeyError(job.job_id)
         del jobs[i]
         self.size -= 1
+        sizes = self.gang_sizes[key]
+        left = sizes[job.gpus] - 1
+        if left:
+            sizes[job.gpus] = left
+        else:
+            del sizes[job.gpus]
         if not jobs:
             del self.lists[key]
+            del self.gang_sizes[key]
 
     def __iter__(self):
         for jobs in self.lists.values():

@@ -50,12 +50,14 @@ class Simulator:
     audit: bool = False  # check the core's invariants after every instant (tests)
     progress: ProgressFn | None = None
     observer: ObserverFn | None = None  # sees every decision as it is carried out (tests)
+    # Builds the core; tests swap in a frozen reference implementation to compare against.
+    scheduler_factory: Callable[..., Scheduler] = Scheduler
 
     def run(self, jobs: list[Job], trace_name: str = "") -> SimulationResult:
         wall_start = time.perf_counter()
         fleet = self.fleet
         throughput = self.throughput or table_for(fleet)
-        scheduler = Scheduler(fleet, self.policy, throughput, self.config)
+        scheduler = self.scheduler_factory(fleet, self.policy, throughput, self.config)
         recorder = Recorder(fleet)
         pools = fleet.pools
         finishes: list[tuple[float, int, int, Job]] = []

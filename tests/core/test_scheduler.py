@@ -4,12 +4,17 @@ from arkwright.core.decisions import Preempt, Reject, Start
 from arkwright.core.job import JobState, PriorityClass
 from arkwright.core.policy import PolicySpec
 from arkwright.core.policy_data import Classification, DataPolicy
-from arkwright.core.scheduler import Scheduler, SubmissionError
+from arkwright.core.scheduler import Scheduler, SchedulerConfig, SubmissionError
 from tests.conftest import make_job, one_pool_fleet
 
+# Preemption's mechanics with its restraint turned off (test_preemption.py tests that).
+EAGER = SchedulerConfig(
+    preempt_exempt_s=0, reclaim_after_s=0, reclaim_hysteresis=0, preempt_start_horizon_s=0
+)
 
-def scheduler(policy: str, **fleet_args) -> Scheduler:
-    return Scheduler(one_pool_fleet(**fleet_args), PolicySpec.parse(policy))
+
+def scheduler(policy: str, config: SchedulerConfig | None = None, **fleet_args) -> Scheduler:
+    return Scheduler(one_pool_fleet(**fleet_args), PolicySpec.parse(policy), config=config)
 
 
 def started(decisions) -> list[str]:
@@ -80,7 +85,7 @@ def test_backfill_starts_short_jobs_that_do_not_delay_the_reservation():
     )
     # 'big' waits for 'r' (ends at 1000); 'short' ends by then, 'long' would delay it.
     assert started(decisions) == ["r", "short"]
-    reservation = sched.reservations[0]
+    reservation = sched.reservations.get(0)
     assert reservation.holder.job_id == "big" and reservation.shadow_time == 1000
 
 
@@ -98,7 +103,7 @@ def test_backfill_uses_spare_nodes_beside_the_reservation():
     # 'big' needs two whole nodes; at t=1000 three are free, so one is spare: 'long' may
     # take it although it runs past the reservation. Nothing is left for 'long2'.
     assert started(decisions) == ["r", "long"]
-    assert sched.reservations[0].spare_nodes == 0
+    assert sched.reservations.get(0).spare_nodes == 0
     sched.finish("r", 1000)
     assert started(sched.schedule(1000)) == ["big"]
 
@@ -113,7 +118,7 @@ def test_fairshare_prefers_the_programme_below_its_share():
 
 
 def test_reclaim_preempts_a_borrower_and_keeps_checkpointed_work():
-    sched = scheduler("fairshare", nodes=2)  # 16 GPUs, a and b entitled to 8 each
+    sched = scheduler("fairshare", EAGER, nodes=2)  # 16 GPUs, a and b entitled to 8 each
     borrower = make_job("a-big", gpus=16, tenant="a", duration=10_000, checkpoint_interval_s=1000)
     assert started(submit_all(sched, [borrower])) == ["a-big"]
     sched.submit(make_job("b1", gpus=8, tenant="b", submit=2500), 2500)
@@ -127,7 +132,7 @@ def test_reclaim_preempts_a_borrower_and_keeps_checkpointed_work():
 
 
 def test_no_reclaim_from_a_programme_within_its_share():
-    sched = scheduler("fairshare", nodes=2)
+    sched = scheduler("fairshare", EAGER, nodes=2)
     submit_all(
         sched,
         [
@@ -140,7 +145,7 @@ def test_no_reclaim_from_a_programme_within_its_share():
 
 
 def test_higher_priority_preempts_only_preemptible_lower_work():
-    sched = scheduler("fairshare", nodes=1)
+    sched = scheduler("fairshare", EAGER, nodes=1)
     submit_all(
         sched,
         [

@@ -1,0 +1,56 @@
+"""Gang arithmetic, written once: how many nodes a gang needs and when enough are free.
+
+A job of at most one node's GPUs needs one node with that many free GPUs; a larger job
+needs whole free nodes (multi-node gangs hold their nodes exclusively, see `PoolState`).
+Backfill's reservation planning and preemption's victim search both walk jobs in the
+order their GPUs would come free and ask the same question — "does the gang fit yet?" —
+so that walk lives here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from arkwright.core.job import Job
+from arkwright.core.pool_state import PoolState
+
+
+@dataclass(frozen=True, slots=True)
+class GangShape:
+    threshold: int  # free GPUs a node must have to count towards the gang
+    need: int  # how many such nodes the gang needs
+
+
+def gang_shape(gpus: int, gpus_per_node: int) -> GangShape:
+    if gpus <= gpus_per_node:
+        return GangShape(gpus, 1)
+    return GangShape(gpus_per_node, -(-gpus // gpus_per_node))
+
+
+def suitable_nodes(state: PoolState, shape: GangShape) -> int:
+    """Nodes that could take a member of this gang right now."""
+    by_free = state.nodes_by_free
+    return sum(len(by_free[k]) for k in range(shape.threshold, state.gpus_per_node + 1))
+
+
+def walk_until_fits(
+    state: PoolState, shape: GangShape, releases: Sequence[Job], suitable: int
+) -> tuple[int, int]:
+    """Release `releases` one by one (in the given order) on top of the pool's free GPUs
+    until the gang fits. Returns (index of the job whose release made it fit, or -1 if it
+    never does; suitable nodes at that point). `suitable` is `suitable_nodes` now."""
+    threshold, need = shape.threshold, shape.need
+    node_free = state.node_free
+    freed: dict[int, int] = {}
+    for index, job in enumerate(releases):
+        for node, gpus in job.allocation:
+            before = freed.get(node)
+            if before is None:
+                before = node_free[node]
+            freed[node] = before + gpus
+            if before < threshold <= before + gpus:
+                suitable += 1
+        if suitable >= need:
+            return index, suitable
+    return -1, suitable

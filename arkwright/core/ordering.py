@@ -1,0 +1,107 @@
+"""Queue ordering: which waiting job a pass considers next.
+
+Order is (priority class, share, submission time, sequence). `share` is what fairness
+contributes: zero for plain priority order, a programme's GPUs in use per unit of
+weight for fair share (the programme furthest below its share goes first). The pass
+calls `order.key(job)`; it never asks which policy it is running.
+
+`in_order` merges the queue's per-(programme, class) lists with a heap. A programme's
+share only grows during a pass (a pass only starts its jobs), so stale heap keys are
+refreshed lazily when popped rather than re-sorted.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+
+from arkwright.core.eligibility import EligibilityClass
+from arkwright.core.job import Job, JobState
+from arkwright.core.queue import JobQueue
+
+OrderKey = tuple[int, float, float, int]
+
+
+class PriorityOrder:
+    """Priority class, then first come first served."""
+
+    dynamic = False  # keys never change while a job waits
+
+    def share(self, tenant: str) -> float:
+        return 0.0
+
+    def key(self, job: Job) -> OrderKey:
+        return (-job.priority, 0.0, job.submit_time, job.seq)
+
+
+class FairShareOrder:
+    """Weighted fair share between programmes (current GPUs per unit of weight)."""
+
+    dynamic = True
+
+    def __init__(self, usage_gpus: dict[str, int], weights: dict[str, float]) -> None:
+        self._usage = usage_gpus
+        self._weights = weights
+
+    def share(self, tenant: str) -> float:
+        return self._usage.get(tenant, 0) / self._weights[tenant]
+
+    def key(self, job: Job) -> OrderKey:
+        return (-job.priority, self.share(job.tenant), job.submit_time, job.seq)
+
+
+QueueOrder = PriorityOrder | FairShareOrder
+
+
+class ListFilter:
+    """The pools a pass still considers; lists whose class has none are skipped. The
+    pass narrows it as pools fill or block, and the iterator reads it live."""
+
+    __slots__ = ("mask",)
+
+    def __init__(self, mask: int) -> None:
+        self.mask = mask
+
+
+def in_order(
+    queue: JobQueue,
+    order: QueueOrder,
+    classes: list[EligibilityClass],
+    consider: ListFilter,
+    skip_list: Callable[[list[Job]], bool] | None = None,
+) -> Iterator[Job]:
+    """Queued jobs in policy order, skipping whole lists whose pools aren't considered
+    (and, where `skip_list` says so, lists none of whose jobs could do anything)."""
+    share = order.share
+    dynamic = order.dynamic
+    heap: list[tuple[OrderKey, int, list[Job], int]] = []
+    mask = consider.mask
+    for n, ((tenant, cls_index), jobs) in enumerate(queue.lists.items()):
+        if jobs and classes[cls_index].pool_mask & mask:
+            head = jobs[0]
+            heap.append(((-head.priority, share(tenant), head.submit_time, head.seq), n, jobs, 0))
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    while heap:
+        key, n, jobs, i = pop(heap)
+        if i >= len(jobs):
+            continue
+        job = jobs[i]
+        if not classes[job.eligibility_class].pool_mask & consider.mask:
+            continue
+        if skip_list is not None and skip_list(jobs):
+            continue
+        if dynamic:
+            fresh = (-job.priority, share(job.tenant), job.submit_time, job.seq)
+            if fresh > key:
+                push(heap, (fresh, n, jobs, i))
+                continue
+        yield job
+        # A started job has left its list, so the same index now holds the next one.
+        nxt = i if job.state is not JobState.PENDING else i + 1
+        if nxt < len(jobs):
+            head = jobs[nxt]
+            push(
+                heap,
+                ((-head.priority, share(head.tenant), head.submit_time, head.seq), n, jobs, nxt),
+            )

@@ -1,0 +1,150 @@
+"""Preemption: making room for a job by stopping others, at least cost, and rarely.
+
+Two reasons to preempt: a higher priority class takes from lower preemptible work; and
+a programme within its entitlement reclaims capacity another programme borrows beyond
+its own (fair share). Reclaim is what churns clusters (the complaint users of Kueue,
+Armada and KAI file most), so it is held back by four rules:
+
+1. A job that has run less than `preempt_exempt_s` in its current run is not a reclaim
+   victim (Slurm's PreemptExemptTime): fresh work is not thrown away.
+2. Hysteresis: the borrower must be above its entitlement by more than
+   `reclaim_hysteresis` of it, and the claimant must have waited `reclaim_after_s`.
+3. Never preempt for a job that could start within `preempt_start_horizon_s` anyway
+   (running jobs' time limits say when room comes).
+4. Victims are ordered by the standalone comparator `victim_order`: least work lost
+   since their last checkpoint, then lowest priority, then most borrowed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from arkwright.core.eligibility import EligibilityClass
+from arkwright.core.gang import gang_shape, suitable_nodes, walk_until_fits
+from arkwright.core.job import Job
+
+if TYPE_CHECKING:
+    from arkwright.core.scheduler import Scheduler
+
+
+def work_lost_if_preempted(job: Job, now: float) -> float:
+    """Reference-GPU seconds a running job would lose: work since its last checkpoint."""
+    done = (now - job.started_at) * job.speed
+    return done - checkpointed(job, done)
+
+
+def checkpointed(job: Job, done_since_start: float) -> float:
+    interval = job.checkpoint_interval_s
+    if not interval or interval <= 0:
+        return 0.0
+    return math.floor(done_since_start / interval) * interval
+
+
+def victim_order(
+    victim: Job, now: float, usage_gpus: dict[str, int], nominal_gpus: dict[str, float]
+) -> tuple:
+    """Cheapest victim first: (1) least work lost, (2) lowest priority, (3) most borrowed
+    (GPUs in use over entitlement, as a fraction of the entitlement), (4) newest."""
+    nominal = nominal_gpus.get(victim.tenant, 0.0) or 1e-9
+    borrowed = (usage_gpus.get(victim.tenant, 0) - nominal) / nominal
+    loss = work_lost_if_preempted(victim, now) * victim.allocated_gpus
+    return (loss, victim.priority, -borrowed, -victim.seq)
+
+
+class Preemptor:
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._s = scheduler
+        config = scheduler.config
+        self.exempt_s = config.preempt_exempt_s
+        self.hysteresis = config.reclaim_hysteresis
+        self.reclaim_after_s = config.reclaim_after_s
+        self.start_horizon_s = config.preempt_start_horizon_s
+
+    def entitled(self, job: Job) -> bool:
+        s = self._s
+        return s.usage_gpus.get(job.tenant, 0) + job.gpus <= s.nominal_gpus[job.tenant]
+
+    def _borrowing(self, tenant: str) -> bool:
+        s = self._s
+        nominal = s.nominal_gpus[tenant]
+        return s.usage_gpus.get(tenant, 0) > nominal * (1 + self.hysteresis)
+
+    def worth_trying(self, job: Job, failed: dict[tuple[int, int], int], now: float) -> bool:
+        smallest_failure = failed.get((job.eligibility_class, job.priority))
+        if smallest_failure is not None and job.gpus >= smallest_failure:
+            return False  # a search for no more GPUs of this class already came up empty
+        if any(self._s.runs.preemptible_by_priority[: job.priority]):
+            return True
+        if not self.entitled(job) or now - job.submit_time < self.reclaim_after_s:
+            return False
+        return any(self._borrowing(name) for name in self._s.usage_gpus if name != job.tenant)
+
+    def _is_victim(self, victim: Job, job: Job, entitled: bool, now: float) -> bool:
+        if not victim.preemptible:
+            return False
+        if victim.priority < job.priority:
+            return True
+        # Reclaim: only capacity a programme borrows beyond its entitlement, and only
+        # work that has had its exempt time.
+        return (
+            entitled
+            and victim.priority <= job.priority
+            and victim.tenant != job.tenant
+            and now - victim.started_at >= self.exempt_s
+            and self._borrowing(victim.tenant)
+        )
+
+    def _starts_soon_anyway(self, job: Job, cls: EligibilityClass, now: float) -> bool:
+        if self.start_horizon_s <= 0:
+            return False
+        s = self._s
+        book = s.reservations
+        soon = now + self.start_horizon_s
+        return any(
+            book.earliest_start(job, i, now) <= soon
+            for i in cls.pools
+            if job.pool_mask >> i & 1 and not s.cordoned_mask >> i & 1
+        )
+
+    def find_room(
+        self, job: Job, cls: EligibilityClass, now: float
+    ) -> tuple[int, list[Job], bool] | None:
+        """(pool, victims, entitled) freeing room for `job` at least cost, or None."""
+        s = self._s
+        entitled = self.entitled(job)
+        if self._starts_soon_anyway(job, cls, now):
+            return None
+        order_key = s.order.key
+        key = order_key(job)
+        usage, nominal = s.usage_gpus, s.nominal_gpus
+        best: tuple[float, int, list[Job]] | None = None
+        for i in cls.pools:
+            if s.cordoned_mask >> i & 1 or not job.pool_mask >> i & 1:
+                continue
+            pool = s.fleet.pools[i]
+            if pool.allocated_gpus(job.gpus) > pool.gpus:
+                continue
+            if s.ledger is not None and not s.ledger.affordable_now(
+                job, pool, s.speed_on(job, pool)
+            ):
+                continue  # a budget is a hard rule: making room must not break it
+            held = s.reservations.get(i)
+            if held is not None and held.holder is not job and order_key(held.holder) < key:
+                continue  # room made here would belong to the job ahead
+            victims = [v for v in s.runs.by_end[i] if self._is_victim(v, job, entitled, now)]
+            if not victims:
+                continue
+            victims.sort(key=lambda v: victim_order(v, now, usage, nominal))
+            state = s.pool_states[i]
+            shape = gang_shape(job.gpus, state.gpus_per_node)
+            index, _ = walk_until_fits(state, shape, victims, suitable_nodes(state, shape))
+            if index < 0:
+                continue
+            chosen = victims[: index + 1]
+            cost = sum(work_lost_if_preempted(v, now) * v.allocated_gpus for v in chosen)
+            if best is None or cost < best[0]:
+                best = (cost, i, chosen)
+        if best is None:
+            return None
+        return best[1], best[2], entitled

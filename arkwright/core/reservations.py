@@ -1,0 +1,170 @@
+"""The reservation book for EASY backfill: per pool, the first blocked job in order holds
+a promise of the pool from its shadow time on; later jobs may start there only if they
+end by then or use nodes the holder won't need.
+
+The book owns the reservations and their shadow times. A shadow time is a pure function
+of the pool's allocations, so it is cached per (pool, gang shape) and recomputed only
+when the pool's allocations have changed since (`RunningSet.version`), not once per
+blocked job per pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from arkwright.core.eligibility import EligibilityClass
+from arkwright.core.fleet import Fleet, Pool
+from arkwright.core.gang import GangShape, gang_shape, suitable_nodes, walk_until_fits
+from arkwright.core.job import Job
+from arkwright.core.pool_state import PoolState
+from arkwright.core.running import RunningSet
+
+
+@dataclass(slots=True)
+class Reservation:
+    """The pool is promised to `holder` from `shadow_time` on."""
+
+    holder: Job
+    pool: int
+    shadow_time: float
+    spare_nodes: int  # nodes suitable for the holder at shadow time that it won't need
+    stale: bool = False
+
+
+class ReservationBook:
+    def __init__(
+        self,
+        fleet: Fleet,
+        pool_states: list[PoolState],
+        running: RunningSet,
+        order_key: Callable[[Job], tuple],
+    ) -> None:
+        self._pools = fleet.pools
+        self._states = pool_states
+        self._running = running
+        self._order_key = order_key
+        self.by_pool: dict[int, Reservation] = {}
+        self.pool_of: dict[str, int] = {}  # holder's job id -> pool
+        # (pool, shape) -> (pool version, critical end or ±inf, suitable nodes then)
+        self._plans: dict[tuple[int, GangShape], tuple[int, float, int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.by_pool)
+
+    def get(self, pool_index: int) -> Reservation | None:
+        return self.by_pool.get(pool_index)
+
+    # ----------------------------------------------------------------- queries
+
+    def allows(
+        self, job: Job, reservation: Reservation, pool: Pool, speed: float, now: float
+    ) -> bool:
+        """May `job` start on this reserved pool now without delaying the holder?"""
+        order_key = self._order_key
+        if order_key(job) < order_key(reservation.holder):
+            return True  # the reservation belongs to a job behind this one
+        if reservation.stale:
+            self._refresh(reservation, now)
+        end = now + max(job.requested_s - job.work_done_s, 0.0) / speed
+        if end <= reservation.shadow_time:
+            return True
+        return self._nodes_consumed(job, pool) <= reservation.spare_nodes
+
+    def earliest_start(self, job: Job, pool_index: int, now: float) -> float:
+        """When `job` could start on this pool if running jobs end at their time limits."""
+        return self._plan(job, pool_index, now)[0]
+
+    # ----------------------------------------------------------------- changes
+
+    def job_started(self, job: Job, pool_index: int, speed: float, now: float) -> None:
+        """`job` is about to take GPUs on this pool (call before it is booked as running):
+        it gives up its own reservation, and the pool's holder is replanned (a job ahead
+        of it) or loses spare nodes (a backfill)."""
+        self.drop(job)
+        reservation = self.by_pool.get(pool_index)
+        if reservation is None:
+            return
+        pool = self._pools[pool_index]
+        end = now + max(job.requested_s - job.work_done_s, 0.0) / speed
+        if self._order_key(job) < self._order_key(reservation.holder):
+            reservation.stale = True
+        elif end > reservation.shadow_time:
+            reservation.spare_nodes -= self._nodes_consumed(job, pool)
+
+    def gpus_freed(self, pool_index: int) -> None:
+        reservation = self.by_pool.get(pool_index)
+        if reservation is not None:
+            reservation.stale = True
+
+    def drop(self, job: Job) -> None:
+        pool_index = self.pool_of.pop(job.job_id, None)
+        if pool_index is not None:
+            del self.by_pool[pool_index]
+
+    def reserve(
+        self, job: Job, cls: EligibilityClass, unavailable_mask: int, now: float
+    ) -> int | None:
+        """Give a blocked job the earliest reservation among the pools it may claim
+        (not `unavailable_mask`: claimed this pass or cordoned; not held by a job ahead)."""
+        best: Reservation | None = None
+        key = self._order_key(job)
+        pools = self._pools
+        for i in cls.pools:
+            if unavailable_mask >> i & 1 or not job.pool_mask >> i & 1:
+                continue
+            if pools[i].allocated_gpus(job.gpus) > pools[i].gpus:
+                continue
+            current = self.by_pool.get(i)
+            if current is not None and self._order_key(current.holder) < key:
+                continue
+            shadow, spare = self._plan(job, i, now)
+            if best is None or shadow < best.shadow_time:
+                best = Reservation(job, i, shadow, spare)
+        if best is None:
+            return None
+        displaced = self.by_pool.get(best.pool)
+        if displaced is not None:
+            self.pool_of.pop(displaced.holder.job_id, None)
+        self.by_pool[best.pool] = best
+        self.pool_of[job.job_id] = best.pool
+        return best.pool
+
+    # ----------------------------------------------------------------- internals
+
+    def _nodes_consumed(self, job: Job, pool: Pool) -> int:
+        # Conservative: a single-node job may land on a node the holder counts on.
+        return pool.nodes_for(job.gpus)
+
+    def _refresh(self, reservation: Reservation, now: float) -> None:
+        reservation.shadow_time, reservation.spare_nodes = self._plan(
+            reservation.holder, reservation.pool, now
+        )
+        reservation.stale = False
+
+    def _plan(self, job: Job, pool_index: int, now: float) -> tuple[float, int]:
+        """(shadow time, spare nodes) for `job` on this pool."""
+        state = self._states[pool_index]
+        shape = gang_shape(job.gpus, state.gpus_per_node)
+        version = self._running.version[pool_index]
+        cache_key = (pool_index, shape)
+        cached = self._plans.get(cache_key)
+        if cached is not None and cached[0] == version:
+            _, end, suitable = cached
+        else:
+            suitable = suitable_nodes(state, shape)
+            if suitable >= shape.need:
+                end = -math.inf
+            else:
+                running = self._running.by_end[pool_index]
+                index, suitable = walk_until_fits(state, shape, running, suitable)
+                end = running[index].expected_end if index >= 0 else math.inf
+            self._plans[cache_key] = (version, end, suitable)
+        if end == -math.inf:
+            shadow = now
+        elif end == math.inf:
+            shadow = math.inf
+        else:
+            shadow = max(end, now)
+        return shadow, max(suitable - shape.need, 0)

@@ -1,0 +1,72 @@
+"""Who runs where: each pool's running jobs by expected end, and GPUs in use per programme.
+
+One owner for these facts: the scheduler's stages read them, only `mark_running` and
+`release` change them. `version[pool]` counts changes to a pool's allocations so that
+derived answers (a backfill reservation's shadow time) can be cached until it moves.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+
+from arkwright.core.job import Job, JobState, PriorityClass
+from arkwright.core.pool_state import Allocation
+
+
+def end_key(job: Job) -> tuple[float, int]:
+    """The order in which running jobs are expected to free their GPUs."""
+    return (job.expected_end, job.seq)
+
+
+class RunningSet:
+    __slots__ = ("by_end", "preemptible_by_priority", "usage_gpus", "version")
+
+    def __init__(self, pools: int) -> None:
+        self.by_end: list[list[Job]] = [[] for _ in range(pools)]
+        self.usage_gpus: dict[str, int] = {}
+        self.preemptible_by_priority = [0] * len(PriorityClass)
+        self.version = [0] * pools
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.by_end)
+
+    def anyone_preemptible(self) -> bool:
+        return any(self.preemptible_by_priority)
+
+    def mark_running(
+        self, job: Job, pool_index: int, allocation: Allocation, speed: float, started_at: float
+    ) -> None:
+        """Book a job as running on GPUs already taken for it."""
+        job.state = JobState.RUNNING
+        job.pool_index = pool_index
+        job.allocation = allocation
+        job.allocated_gpus = sum(g for _, g in allocation)
+        job.speed = speed
+        job.started_at = started_at
+        if job.first_started_at < 0:
+            job.first_started_at = started_at
+        job.expected_end = started_at + max(job.requested_s - job.work_done_s, 0.0) / speed
+        running = self.by_end[pool_index]
+        if not running or end_key(running[-1]) <= end_key(job):
+            running.append(job)
+        else:
+            insort(running, job, key=end_key)
+        self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
+        if job.preemptible:
+            self.preemptible_by_priority[job.priority] += 1
+        self.version[pool_index] += 1
+
+    def release(self, job: Job) -> None:
+        """Take a job off its pool's run list (its GPUs are the caller's to give back)."""
+        pool_index = job.pool_index
+        running = self.by_end[pool_index]
+        i = bisect_left(running, end_key(job), key=end_key)
+        if i >= len(running) or running[i] is not job:
+            raise AssertionError(f"job {job.job_id} missing from pool {pool_index} run list")
+        del running[i]
+        self.usage_gpus[job.tenant] -= job.allocated_gpus
+        if job.preemptible:
+            self.preemptible_by_priority[job.priority] -= 1
+        job.allocation = ()
+        job.allocated_gpus = 0
+        self.version[pool_index] += 1

@@ -1,0 +1,120 @@
+# Frozen reference copy (tests/core/legacy/__init__.py says why). Do not edit.
+"""Node-level allocation within one pool: gangs are all-or-nothing.
+
+A job of at most one node's GPUs goes on one node (best fit: the fullest node that still
+holds it, to keep whole nodes free for big gangs); a larger job takes whole free nodes.
+Nodes are tracked in buckets by free-GPU count so both cases cost O(GPUs per node).
+"""
+
+from __future__ import annotations
+
+Allocation = tuple[tuple[int, int], ...]
+
+
+class OverAllocation(RuntimeError):
+    """Raised if a release or allocation would break the pool's GPU accounting."""
+
+
+class PoolState:
+    __slots__ = ("free_gpus", "gpus_per_node", "node_free", "nodes", "nodes_by_free", "total_gpus")
+
+    def __init__(self, nodes: int, gpus_per_node: int) -> None:
+        self.nodes = nodes
+        self.gpus_per_node = gpus_per_node
+        self.total_gpus = nodes * gpus_per_node
+        self.node_free = [gpus_per_node] * nodes
+        self.nodes_by_free: list[set[int]] = [set() for _ in range(gpus_per_node + 1)]
+        self.nodes_by_free[gpus_per_node] = set(range(nodes))
+        self.free_gpus = self.total_gpus
+
+    @property
+    def free_nodes(self) -> int:
+        return len(self.nodes_by_free[self.gpus_per_node])
+
+    def fits(self, gpus: int) -> bool:
+        gpn = self.gpus_per_node
+        if gpus <= gpn:
+            by_free = self.nodes_by_free
+            return any(by_free[k] for k in range(gpus, gpn + 1))
+        return len(self.nodes_by_free[gpn]) * gpn >= gpus
+
+    def max_fit(self) -> int:
+        """The largest gang that would fit now."""
+        gpn = self.gpus_per_node
+        whole = len(self.nodes_by_free[gpn])
+        if whole:
+            return whole * gpn
+        for k in range(gpn - 1, 0, -1):
+            if self.nodes_by_free[k]:
+                return k
+        return 0
+
+    def allocate(self, gpus: int) -> Allocation | None:
+        """Take a gang, or nothing at all. Returns (node, gpus) pairs."""
+        gpn = self.gpus_per_node
+        by_free = self.nodes_by_free
+        if gpus <= gpn:
+            for k in range(gpus, gpn + 1):
+                bucket = by_free[k]
+                if bucket:
+                    node = bucket.pop()
+                    left = k - gpus
+                    by_free[left].add(node)
+                    self.node_free[node] = left
+                    self.free_gpus -= gpus
+                    return ((node, gpus),)
+            return None
+        need = -(-gpus // gpn)
+        whole = by_free[gpn]
+        if len(whole) < need:
+            return None
+        taken = tuple((whole.pop(), gpn) for _ in range(need))
+        empty = by_free[0]
+        for node, _ in taken:
+            self.node_free[node] = 0
+            empty.add(node)
+        self.free_gpus -= need * gpn
+        return taken
+
+    def take(self, allocation: Allocation) -> None:
+        """Claim these exact (node, gpus) pairs, or nothing if any is not free."""
+        wanted: dict[int, int] = {}
+        for node, gpus in allocation:
+            wanted[node] = wanted.get(node, 0) + gpus
+        for node, gpus in wanted.items():
+            if not 0 <= node < self.nodes or gpus <= 0 or self.node_free[node] < gpus:
+                raise OverAllocation(f"node {node} cannot give {gpus} GPUs")
+        for node, gpus in wanted.items():
+            before = self.node_free[node]
+            self.nodes_by_free[before].discard(node)
+            self.nodes_by_free[before - gpus].add(node)
+            self.node_free[node] = before - gpus
+            self.free_gpus -= gpus
+
+    def release(self, allocation: Allocation) -> None:
+        by_free = self.nodes_by_free
+        gpn = self.gpus_per_node
+        for node, gpus in allocation:
+            before = self.node_free[node]
+            after = before + gpus
+            if after > gpn:
+                raise OverAllocation(f"node {node} would have {after} free GPUs of {gpn}")
+            by_free[before].discard(node)
+            by_free[after].add(node)
+            self.node_free[node] = after
+            self.free_gpus += gpus
+
+    def check(self) -> None:
+        """Full consistency audit (tests and debugging; O(nodes))."""
+        gpn = self.gpus_per_node
+        total = 0
+        for node, free in enumerate(self.node_free):
+            if not 0 <= free <= gpn:
+                raise OverAllocation(f"node {node} has {free} free GPUs of {gpn}")
+            if node not in self.nodes_by_free[free]:
+                raise OverAllocation(f"node {node} missing from its free bucket {free}")
+            total += free
+        if sum(len(b) for b in self.nodes_by_free) != self.nodes:
+            raise OverAllocation("a node sits in more than one free bucket")
+        if total != self.free_gpus:
+            raise OverAllocation(f"free GPU count {self.free_gpus} != node sum {total}")

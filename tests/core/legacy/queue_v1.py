@@ -1,0 +1,54 @@
+# Frozen reference copy (tests/core/legacy/__init__.py says why). Do not edit.
+"""Pending jobs, kept in one sorted list per (programme, eligibility class).
+
+Splitting by class lets a scheduling pass skip, in one step, every job whose pools have
+no free GPU; splitting by programme lets fair share reorder programmes without resorting
+jobs. Within a list the order is fixed: priority class, then submission time.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+
+from arkwright.core.job import Job
+
+ListKey = tuple[str, int]
+
+
+def static_key(job: Job) -> tuple[int, float, int]:
+    return (-job.priority, job.submit_time, job.seq)
+
+
+class JobQueue:
+    def __init__(self) -> None:
+        self.lists: dict[ListKey, list[Job]] = {}
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, job: Job) -> None:
+        key = (job.tenant, job.eligibility_class)
+        jobs = self.lists.get(key)
+        if jobs is None:
+            self.lists[key] = [job]
+        elif static_key(jobs[-1]) <= static_key(job):
+            jobs.append(job)  # the common case: arrivals come in order
+        else:
+            insort(jobs, job, key=static_key)  # re-queued after preemption, or a high priority
+        self.size += 1
+
+    def remove(self, job: Job) -> None:
+        key = (job.tenant, job.eligibility_class)
+        jobs = self.lists[key]
+        i = bisect_left(jobs, static_key(job), key=static_key)
+        if i >= len(jobs) or jobs[i] is not job:
+            raise KeyError(job.job_id)
+        del jobs[i]
+        self.size -= 1
+        if not jobs:
+            del self.lists[key]
+
+    def __iter__(self):
+        for jobs in self.lists.values():
+            yield from jobs
