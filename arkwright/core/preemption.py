@@ -1,14 +1,19 @@
 """Preemption: making room for a job by stopping others, at least cost, and rarely.
 
-Two reasons to preempt: a higher priority class takes from lower preemptible work; and
+Two reasons to preempt: a higher priority class (from `preemptor_min_priority` up: by
+default high and urgent, as a Slurm QOS's Preempt list names the classes it may take
+from) takes from lower preemptible work; and
 a programme within its entitlement reclaims capacity another programme borrows beyond
 its own (fair share). Reclaim is what churns clusters (the complaint users of Kueue,
 Armada and KAI file most), so it is held back by four rules:
 
-1. A job that has run less than `preempt_exempt_s` in its current run is not a reclaim
-   victim (Slurm's PreemptExemptTime): fresh work is not thrown away.
+1. A job that has run less than `preempt_exempt_s` in its current run is no victim,
+   except for urgent work (Slurm's PreemptExemptTime): fresh work is not thrown away.
 2. Hysteresis: the borrower must be above its entitlement by more than
-   `reclaim_hysteresis` of it, and the claimant must have waited `reclaim_after_s`.
+   `reclaim_hysteresis` of it, the claimant below its own by as much, and the claimant
+   must have waited `reclaim_after_s`. Over the recent past too (`UsageHistory`, decayed
+   with `usage_half_life_s`): the claimant's share of recent use is below its entitled
+   share by `reclaim_history_margin`, the borrower's above its own.
 3. Never preempt for a job that could start within `preempt_start_horizon_s` anyway
    (running jobs' time limits say when room comes).
 4. Victims are ordered by the standalone comparator `victim_order`: least work lost
@@ -20,9 +25,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from arkwright.core.decisions import Preempt
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.gang import gang_shape, suitable_nodes, walk_until_fits
-from arkwright.core.job import Job
+from arkwright.core.job import Job, PriorityClass
+from arkwright.core.ordering import ListFilter
+from arkwright.core.pass_state import PassState
+from arkwright.core.usage_history import UsageHistory
 
 if TYPE_CHECKING:
     from arkwright.core.scheduler import Scheduler
@@ -60,38 +69,68 @@ class Preemptor:
         self.hysteresis = config.reclaim_hysteresis
         self.reclaim_after_s = config.reclaim_after_s
         self.start_horizon_s = config.preempt_start_horizon_s
+        self.min_priority = config.preemptor_min_priority
+        self.history_margin = config.reclaim_history_margin
+        self.history = UsageHistory(config.usage_half_life_s)
 
     def entitled(self, job: Job) -> bool:
         s = self._s
         return s.usage_gpus.get(job.tenant, 0) + job.gpus <= s.nominal_gpus[job.tenant]
 
+    def _entitled_share(self, tenant: str) -> float:
+        return self._s.nominal_gpus[tenant] / self._s.fleet.total_gpus
+
     def _borrowing(self, tenant: str) -> bool:
+        """Above its entitlement now by more than the hysteresis, and over the recent past."""
         s = self._s
         nominal = s.nominal_gpus[tenant]
-        return s.usage_gpus.get(tenant, 0) > nominal * (1 + self.hysteresis)
+        if s.usage_gpus.get(tenant, 0) <= nominal * (1 + self.hysteresis):
+            return False
+        recent = self.history.share(tenant)
+        return recent is None or recent > self._entitled_share(tenant)
+
+    def _behind(self, tenant: str) -> bool:
+        """Below its entitlement over the recent past by more than the margin."""
+        recent = self.history.share(tenant)
+        return recent is None or recent < self._entitled_share(tenant) - self.history_margin
 
     def worth_trying(self, job: Job, failed: dict[tuple[int, int], int], now: float) -> bool:
         smallest_failure = failed.get((job.eligibility_class, job.priority))
         if smallest_failure is not None and job.gpus >= smallest_failure:
             return False  # a search for no more GPUs of this class already came up empty
-        if any(self._s.runs.preemptible_by_priority[: job.priority]):
+        if job.priority >= self.min_priority and any(
+            self._s.runs.preemptible_by_priority[: job.priority]
+        ):
             return True
-        if not self.entitled(job) or now - job.submit_time < self.reclaim_after_s:
-            return False
-        return any(self._borrowing(name) for name in self._s.usage_gpus if name != job.tenant)
+        return self._may_reclaim(job, now) and any(
+            self._borrowing(name) for name in self._s.usage_gpus if name != job.tenant
+        )
 
-    def _is_victim(self, victim: Job, job: Job, entitled: bool, now: float) -> bool:
+    def _may_reclaim(self, job: Job, now: float) -> bool:
+        """Within its entitlement with room to spare (the claimant side of hysteresis),
+        and waited long enough."""
+        s = self._s
+        use = s.usage_gpus.get(job.tenant, 0)
+        return (
+            self.entitled(job)
+            and use <= s.nominal_gpus[job.tenant] * (1 - self.hysteresis)
+            and now - job.submit_time >= self.reclaim_after_s
+            and self._behind(job.tenant)
+        )
+
+    def _is_victim(self, victim: Job, job: Job, reclaim: bool, now: float) -> bool:
         if not victim.preemptible:
             return False
-        if victim.priority < job.priority:
+        # Only urgent work may take a job inside its exempt time.
+        if now - victim.started_at < self.exempt_s and job.priority < PriorityClass.URGENT:
+            return False
+        if victim.priority < job.priority and job.priority >= self.min_priority:
             return True
-        # Reclaim: only capacity a programme borrows beyond its entitlement, and only
-        # work that has had its exempt time.
+        # Reclaim: only capacity a programme borrows beyond its entitlement.
         return (
-            entitled
+            reclaim
             and victim.priority <= job.priority
             and victim.tenant != job.tenant
-            and now - victim.started_at >= self.exempt_s
             and self._borrowing(victim.tenant)
         )
 
@@ -113,6 +152,7 @@ class Preemptor:
         """(pool, victims, entitled) freeing room for `job` at least cost, or None."""
         s = self._s
         entitled = self.entitled(job)
+        reclaim = self._may_reclaim(job, now)
         if self._starts_soon_anyway(job, cls, now):
             return None
         order_key = s.order.key
@@ -132,7 +172,7 @@ class Preemptor:
             held = s.reservations.get(i)
             if held is not None and held.holder is not job and order_key(held.holder) < key:
                 continue  # room made here would belong to the job ahead
-            victims = [v for v in s.runs.by_end[i] if self._is_victim(v, job, entitled, now)]
+            victims = [v for v in s.runs.by_end[i] if self._is_victim(v, job, reclaim, now)]
             if not victims:
                 continue
             victims.sort(key=lambda v: victim_order(v, now, usage, nominal))
@@ -148,3 +188,41 @@ class Preemptor:
         if best is None:
             return None
         return best[1], best[2], entitled
+
+    def preempt_in_pass(
+        self, p: PassState, job: Job, cls: EligibilityClass, consider: ListFilter
+    ) -> bool:
+        """Pass step: make room for a job that could not start, and start it there."""
+        s = self._s
+        if (
+            not p.may_preempt
+            or not p.preemption_attempts_left
+            or not (p.full or job in p.new_jobs)
+            or not self.worth_trying(job, p.failed_searches, p.now)
+        ):
+            return False
+        p.preemption_attempts_left -= 1
+        if not p.preemption_attempts_left:
+            consider.mask &= p.open_mask
+        found = self.find_room(job, cls, p.now)
+        if found is None:
+            key = (cls.index, job.priority)
+            p.failed_searches[key] = min(job.gpus, p.failed_searches.get(key, job.gpus))
+            return False
+        pool_index, victims, entitled = found
+        reason = (
+            f"preempted for {job.job_id} ({job.tenant}, "
+            f"{'priority ' + job.priority.name.lower() if not entitled else 'reclaim'})"
+        )
+        for victim in victims:
+            held, ran_from = victim.allocated_gpus, victim.started_at
+            lost = s.stop_run(victim, p.now)
+            p.requeued.append(victim)
+            victim.preemptions += 1
+            p.decisions.append(Preempt(victim, pool_index, reason, p.now, lost, held, ran_from))
+        p.decisions.append(s.start_on(job, pool_index, p.now))
+        for i in cls.pools:
+            if s.pool_states[i].free_gpus and not s.cordoned_mask >> i & 1:
+                p.open_mask |= 1 << i
+        p.fit_by_mask.clear()
+        return True

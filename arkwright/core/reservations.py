@@ -2,10 +2,9 @@
 a promise of the pool from its shadow time on; later jobs may start there only if they
 end by then or use nodes the holder won't need.
 
-The book owns the reservations and their shadow times. A shadow time is a pure function
-of the pool's allocations, so it is cached per (pool, gang shape) and recomputed only
-when the pool's allocations have changed since (`RunningSet.version`), not once per
-blocked job per pass.
+The book owns the reservations and their shadow times; shadow times come from an
+incrementally kept index per pool (`shadow.ShadowIndex`), not from a walk over the
+pool's running jobs at every replan.
 """
 
 from __future__ import annotations
@@ -16,10 +15,11 @@ from dataclasses import dataclass
 
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.fleet import Fleet, Pool
-from arkwright.core.gang import GangShape, gang_shape, suitable_nodes, walk_until_fits
+from arkwright.core.gang import gang_shape
 from arkwright.core.job import Job
 from arkwright.core.pool_state import PoolState
 from arkwright.core.running import RunningSet
+from arkwright.core.shadow import ShadowIndex
 
 
 @dataclass(slots=True)
@@ -47,8 +47,7 @@ class ReservationBook:
         self._order_key = order_key
         self.by_pool: dict[int, Reservation] = {}
         self.pool_of: dict[str, int] = {}  # holder's job id -> pool
-        # (pool, shape) -> (pool version, critical end or ±inf, suitable nodes then)
-        self._plans: dict[tuple[int, GangShape], tuple[int, float, int]] = {}
+        self._shadows = [ShadowIndex(state) for state in pool_states]
 
     def __bool__(self) -> bool:
         return bool(self.by_pool)
@@ -93,7 +92,14 @@ class ReservationBook:
         elif end > reservation.shadow_time:
             reservation.spare_nodes -= self._nodes_consumed(job, pool)
 
-    def gpus_freed(self, pool_index: int) -> None:
+    def job_running(self, job: Job) -> None:
+        """`job` now holds `job.allocation` on `job.pool_index` until `job.expected_end`."""
+        self._shadows[job.pool_index].started(job)
+
+    def gpus_freed(self, job: Job) -> None:
+        """`job` is giving back its GPUs (call while it still names its allocation)."""
+        pool_index = job.pool_index
+        self._shadows[pool_index].ended(job)
         reservation = self.by_pool.get(pool_index)
         if reservation is not None:
             reservation.stale = True
@@ -145,22 +151,8 @@ class ReservationBook:
 
     def _plan(self, job: Job, pool_index: int, now: float) -> tuple[float, int]:
         """(shadow time, spare nodes) for `job` on this pool."""
-        state = self._states[pool_index]
-        shape = gang_shape(job.gpus, state.gpus_per_node)
-        version = self._running.version[pool_index]
-        cache_key = (pool_index, shape)
-        cached = self._plans.get(cache_key)
-        if cached is not None and cached[0] == version:
-            _, end, suitable = cached
-        else:
-            suitable = suitable_nodes(state, shape)
-            if suitable >= shape.need:
-                end = -math.inf
-            else:
-                running = self._running.by_end[pool_index]
-                index, suitable = walk_until_fits(state, shape, running, suitable)
-                end = running[index].expected_end if index >= 0 else math.inf
-            self._plans[cache_key] = (version, end, suitable)
+        shape = gang_shape(job.gpus, self._states[pool_index].gpus_per_node)
+        end, suitable = self._shadows[pool_index].earliest(shape)
         if end == -math.inf:
             shadow = now
         elif end == math.inf:

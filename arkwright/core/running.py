@@ -1,8 +1,7 @@
 """Who runs where: each pool's running jobs by expected end, and GPUs in use per programme.
 
 One owner for these facts: the scheduler's stages read them, only `mark_running` and
-`release` change them. `version[pool]` counts changes to a pool's allocations so that
-derived answers (a backfill reservation's shadow time) can be cached until it moves.
+`release` change them.
 """
 
 from __future__ import annotations
@@ -19,13 +18,12 @@ def end_key(job: Job) -> tuple[float, int]:
 
 
 class RunningSet:
-    __slots__ = ("by_end", "preemptible_by_priority", "usage_gpus", "version")
+    __slots__ = ("by_end", "preemptible_by_priority", "usage_gpus")
 
     def __init__(self, pools: int) -> None:
         self.by_end: list[list[Job]] = [[] for _ in range(pools)]
         self.usage_gpus: dict[str, int] = {}
         self.preemptible_by_priority = [0] * len(PriorityClass)
-        self.version = [0] * pools
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_end)
@@ -54,7 +52,6 @@ class RunningSet:
         self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
         if job.preemptible:
             self.preemptible_by_priority[job.priority] += 1
-        self.version[pool_index] += 1
 
     def release(self, job: Job) -> None:
         """Take a job off its pool's run list (its GPUs are the caller's to give back)."""
@@ -69,4 +66,3 @@ class RunningSet:
             self.preemptible_by_priority[job.priority] -= 1
         job.allocation = ()
         job.allocated_gpus = 0
-        self.version[pool_index] += 1

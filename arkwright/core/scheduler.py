@@ -14,12 +14,13 @@ ordering (`ordering`), placement strategy (`placement`), the backfill reservatio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 from arkwright.core.admission import Admission
-from arkwright.core.budget import Budget, BudgetLedger, OverBudget
+from arkwright.core.audit import check_invariants
+from arkwright.core.budget import BudgetLedger, OverBudget
 from arkwright.core.carbon import CarbonDeferral
-from arkwright.core.decisions import Decision, Preempt, Reject, Start
+from arkwright.core.config import SchedulerConfig
+from arkwright.core.decisions import Decision, Reject, Start
 from arkwright.core.eligibility import EligibilityClass, EligibilityIndex
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.job import Job, JobState
@@ -27,11 +28,13 @@ from arkwright.core.ordering import FairShareOrder, ListFilter, PriorityOrder, i
 from arkwright.core.pass_state import PassState, PassStats
 from arkwright.core.placement import placement_for
 from arkwright.core.policy import PolicySpec
+from arkwright.core.pool_choice import choose_pool
 from arkwright.core.pool_state import Allocation, PoolState
 from arkwright.core.preemption import Preemptor, checkpointed
 from arkwright.core.queue import JobQueue
 from arkwright.core.reservations import ReservationBook
 from arkwright.core.running import RunningSet
+from arkwright.core.shares import entitled_gpus, typical_speeds
 from arkwright.core.throughput import ThroughputTable
 
 # Re-exported for callers that imported it from here.
@@ -40,31 +43,6 @@ __all__ = ["Scheduler", "SchedulerConfig", "SubmissionError"]
 
 class SubmissionError(ValueError):
     """A job the core refuses to accept at all (malformed, duplicate)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerConfig:
-    # Preemption searches are the costly part of a pass; bound them per pass.
-    max_preemption_attempts_per_pass: int = 4
-    # Carbon policy: defer a flexible job while waiting could cut its site's intensity by
-    # at least this fraction within its slack.
-    carbon_min_saving: float = 0.15
-    carbon_lookahead_s: float = 24 * 3600.0
-    # Hetero: don't start on a pool slower than this fraction of the job's best eligible
-    # speed, unless the job has already waited as long as it would run on the best one.
-    hetero_min_speed_fraction: float = 0.5
-    budgets: dict[str, Budget] = field(default_factory=dict)
-    over_budget: OverBudget = OverBudget.HOLD
-    # Bounded passes, as Slurm bounds its schedulers (default_queue_depth, bf_max_job_test,
-    # bf_max_job_user_part): jobs examined per pass, and per programme per pass. Lists of
-    # jobs that could do nothing in the pass are skipped without counting.
-    max_jobs_per_pass: int = 1000
-    max_jobs_per_tenant_per_pass: int = 400
-    # Preemption that wastes little (preemption.py says why each exists).
-    preempt_exempt_s: float = 3600.0
-    reclaim_hysteresis: float = 0.05
-    reclaim_after_s: float = 900.0
-    preempt_start_horizon_s: float = 1800.0
 
 
 class Scheduler:
@@ -101,7 +79,10 @@ class Scheduler:
             FairShareOrder(self.usage_gpus, self.weights) if policy.fairshare else PriorityOrder()
         )
         self.placement = placement_for(
-            policy.carbon, policy.hetero, self._typical_speeds(), config.hetero_min_speed_fraction
+            policy.carbon,
+            policy.hetero,
+            typical_speeds(self.throughput, fleet.pools),
+            config.hetero_min_speed_fraction,
         )
         self.reservations = ReservationBook(fleet, self.pool_states, self.runs, self.order.key)
         self.preemptor = Preemptor(self) if policy.preemption else None
@@ -225,7 +206,7 @@ class Scheduler:
         job = self.jobs[job_id]
         if job.state is not JobState.RUNNING:
             raise KeyError(f"job {job_id!r} is not running")
-        self._stop(job, now)
+        self.stop_run(job, now)
         self._enqueue(job)
         return job
 
@@ -301,7 +282,7 @@ class Scheduler:
                 consider.mask &= ~p.blocked_mask
                 continue
             # 7. Preempt for it, if the policy and the rules allow.
-            if self._try_to_preempt(p, job, cls, consider):
+            if self.preemptor is not None and self.preemptor.preempt_in_pass(p, job, cls, consider):
                 continue
             # 8. Backfill: the first blocked job per pool holds a reservation.
             if self.policy.backfill:
@@ -399,50 +380,12 @@ class Scheduler:
             and self.carbon.defer(job, cls, self.speeds(job.job_type), p.now)
         ):
             return False
-        pool_index = self._choose_pool(job, cls, usable, p.now)
+        pool_index = choose_pool(self, job, cls, usable, p.now)
         if pool_index is None:
             return False
-        p.decisions.append(self._start(job, pool_index, p.now))
+        p.decisions.append(self.start_on(job, pool_index, p.now))
         if not self.pool_states[pool_index].free_gpus:
             p.open_mask &= ~(1 << pool_index)
-        p.fit_by_mask.clear()
-        return True
-
-    def _try_to_preempt(
-        self, p: PassState, job: Job, cls: EligibilityClass, consider: ListFilter
-    ) -> bool:
-        preemptor = self.preemptor
-        if (
-            preemptor is None
-            or not p.may_preempt
-            or not p.preemption_attempts_left
-            or not (p.full or job in p.new_jobs)
-            or not preemptor.worth_trying(job, p.failed_searches, p.now)
-        ):
-            return False
-        p.preemption_attempts_left -= 1
-        if not p.preemption_attempts_left:
-            consider.mask &= p.open_mask
-        found = preemptor.find_room(job, cls, p.now)
-        if found is None:
-            key = (cls.index, job.priority)
-            p.failed_searches[key] = min(job.gpus, p.failed_searches.get(key, job.gpus))
-            return False
-        pool_index, victims, entitled = found
-        reason = (
-            f"preempted for {job.job_id} ({job.tenant}, "
-            f"{'priority ' + job.priority.name.lower() if not entitled else 'reclaim'})"
-        )
-        for victim in victims:
-            held, ran_from = victim.allocated_gpus, victim.started_at
-            lost = self._stop(victim, p.now)
-            p.requeued.append(victim)
-            victim.preemptions += 1
-            p.decisions.append(Preempt(victim, pool_index, reason, p.now, lost, held, ran_from))
-        p.decisions.append(self._start(job, pool_index, p.now))
-        for i in cls.pools:
-            if self.pool_states[i].free_gpus and not self.cordoned_mask >> i & 1:
-                p.open_mask |= 1 << i
         p.fit_by_mask.clear()
         return True
 
@@ -461,41 +404,8 @@ class Scheduler:
 
     # --------------------------------------------------------------- placement
 
-    def _choose_pool(self, job: Job, cls: EligibilityClass, usable: int, now: float) -> int | None:
-        """The eligible pool to start on now, or None. Eligibility is re-checked here."""
-        best: tuple | None = None
-        best_pool: int | None = None
-        pools = self.fleet.pools
-        speeds = self.speeds(job.job_type)
-        book = self.reservations
-        ledger = self.ledger
-        placement = self.placement
-        slowest_allowed = placement.min_speed(job, speeds, cls.pools, now)
-        for i in cls.pools:
-            if not usable >> i & 1:
-                continue
-            state = self.pool_states[i]
-            if not state.fits(job.gpus):
-                continue
-            pool = pools[i]
-            speed = speeds[i]
-            if speed < slowest_allowed:
-                continue
-            reservation = book.by_pool.get(i) if book.by_pool else None
-            if (
-                reservation is not None
-                and reservation.holder is not job
-                and not book.allows(job, reservation, pool, speed, now)
-            ):
-                continue
-            if ledger is not None and not ledger.affordable_now(job, pool, speed):
-                continue
-            score = placement.score(pool, state, speed, job, now)
-            if best is None or score < best:
-                best, best_pool = score, i
-        return best_pool
-
-    def _start(self, job: Job, pool_index: int, now: float) -> Start:
+    def start_on(self, job: Job, pool_index: int, now: float) -> Start:
+        """Start a queued job on this pool now (it fits: the caller checked)."""
         pool = self.fleet.pools[pool_index]
         if not (self.eligibility.classes[job.eligibility_class].pool_mask >> pool_index & 1):
             raise AssertionError(f"job {job.job_id} is not eligible for pool {pool.name}")
@@ -512,20 +422,25 @@ class Scheduler:
         self, job: Job, pool_index: int, allocation: Allocation, started_at: float
     ) -> None:
         pool = self.fleet.pools[pool_index]
+        if self.preemptor is not None:
+            self.preemptor.history.advance(started_at, self.usage_gpus)
         self.runs.mark_running(job, pool_index, allocation, self.speed_on(job, pool), started_at)
+        self.reservations.job_running(job)
         if self.ledger is not None:
             self.ledger.started(job, pool)
 
     def _release(self, job: Job, now: float) -> None:
         pool_index = job.pool_index
+        if self.preemptor is not None:
+            self.preemptor.history.advance(now, self.usage_gpus)
         if self.ledger is not None:
             self.ledger.stopped(job, self.fleet.pools[pool_index], now - job.started_at)
         self.pool_states[pool_index].release(job.allocation)
+        self.reservations.gpus_freed(job)
         self.runs.release(job)
         self._dirty_mask |= 1 << pool_index
-        self.reservations.gpus_freed(pool_index)
 
-    def _stop(self, job: Job, now: float) -> float:
+    def stop_run(self, job: Job, now: float) -> float:
         """Stop a running job, keep its checkpointed work, and mark it pending again.
         The caller puts it back in the queue. Returns the work lost."""
         done = (now - job.started_at) * job.speed
@@ -547,42 +462,10 @@ class Scheduler:
             self._recompute_nominal()
 
     def _recompute_nominal(self) -> None:
-        """Each programme's entitled GPUs: the fleet split by weight (the one definition
-        the service's views use too, via `entitled_share`)."""
-        total_weight = sum(self.weights.values()) or 1.0
-        total_gpus = self.fleet.total_gpus
-        self.nominal_gpus = {
-            name: total_gpus * weight / total_weight for name, weight in self.weights.items()
-        }
-
-    def _typical_speeds(self) -> list[float]:
-        """Each pool's geometric-mean speed across the table's job types (1.0 if flat)."""
-        job_types = list(self.throughput.speeds) or ["default"]
-        typical = []
-        for pool in self.fleet.pools:
-            logs = [math.log(self.throughput.speed(jt, pool.gpu_model)) for jt in job_types]
-            typical.append(math.exp(sum(logs) / len(logs)))
-        return typical
-
-    # ------------------------------------------------------------------- audits
+        """Each programme's entitled GPUs: the fleet split by weight (shares.py holds the one
+        definition, which the service's views use too)."""
+        self.nominal_gpus = entitled_gpus(self.weights, self.fleet.total_gpus)
 
     def check_invariants(self) -> None:
         """Full audit of GPU accounting and eligibility (tests; O(fleet + jobs))."""
-        classes = self.eligibility.classes
-        for i, state in enumerate(self.pool_states):
-            state.check()
-            held = sum(j.allocated_gpus for j in self.runs.by_end[i])
-            if held != state.total_gpus - state.free_gpus:
-                raise AssertionError(f"pool {i}: jobs hold {held} GPUs, pool says otherwise")
-            for job in self.runs.by_end[i]:
-                if not classes[job.eligibility_class].pool_mask >> i & 1:
-                    raise AssertionError(f"job {job.job_id} runs on ineligible pool {i}")
-        queued = sum(1 for _ in self.queue)
-        if queued != self.queue.size:
-            raise AssertionError("queue size out of step with its lists")
-
-
-def entitled_share(weights: dict[str, float]) -> dict[str, float]:
-    """Each programme's entitled fraction of the fleet: its weight over all weights."""
-    total = sum(weights.values()) or 1.0
-    return {name: weight / total for name, weight in weights.items()}
+        check_invariants(self)

@@ -9,7 +9,11 @@ from tests.conftest import make_job, one_pool_fleet
 
 # Preemption's mechanics with its restraint turned off (test_preemption.py tests that).
 EAGER = SchedulerConfig(
-    preempt_exempt_s=0, reclaim_after_s=0, reclaim_hysteresis=0, preempt_start_horizon_s=0
+    preempt_exempt_s=0,
+    reclaim_after_s=0,
+    reclaim_hysteresis=0,
+    preempt_start_horizon_s=0,
+    preemptor_min_priority=1,
 )
 
 

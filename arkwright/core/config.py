@@ -1,0 +1,39 @@
+"""The scheduler core's settings, with the reason for each default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from arkwright.core.budget import Budget, OverBudget
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    # Preemption searches are the costly part of a pass; bound them per pass.
+    max_preemption_attempts_per_pass: int = 4
+    # Carbon policy: defer a flexible job while waiting could cut its site's intensity by
+    # at least this fraction within its slack.
+    carbon_min_saving: float = 0.15
+    carbon_lookahead_s: float = 24 * 3600.0
+    # Hetero: don't start on a pool slower than this fraction of the job's best eligible
+    # speed, unless the job has already waited as long as it would run on the best one.
+    hetero_min_speed_fraction: float = 0.5
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    over_budget: OverBudget = OverBudget.HOLD
+    # Bounded passes, as Slurm bounds its schedulers (default_queue_depth, bf_max_job_test,
+    # bf_max_job_user_part): jobs examined per pass, and per programme per pass. Lists of
+    # jobs that could do nothing in the pass are skipped without counting.
+    max_jobs_per_pass: int = 1000
+    max_jobs_per_tenant_per_pass: int = 400
+    # Preemption that wastes little (preemption.py says why each exists).
+    preempt_exempt_s: float = 3600.0
+    reclaim_hysteresis: float = 0.05
+    reclaim_after_s: float = 900.0
+    preempt_start_horizon_s: float = 1800.0
+    # Only jobs of this priority class or above preempt lower classes; below it, priority
+    # orders the queue but takes nothing (normal work waits for low work to end).
+    preemptor_min_priority: int = 3
+    # Reclaim only for a programme whose share of recent use (decayed with this
+    # half-life) is below its entitlement by this margin.
+    usage_half_life_s: float = 3 * 24 * 3600.0
+    reclaim_history_margin: float = 0.01

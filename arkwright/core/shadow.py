@@ -1,0 +1,97 @@
+"""When could a gang start on a pool, if running jobs end at their time limits?
+
+The answer for EASY backfill's shadow time used to be a walk over the pool's running
+jobs in end order, once per replan: O(running jobs) after every finish. This index keeps
+it incrementally instead. For each gang threshold T that has been asked about, every
+node has a *reach key*: the (end, seq) of the running job whose end brings the node to at
+least T free GPUs (minus infinity if it has them now). With the keys sorted, the gang of
+`need` nodes fits when the need-th smallest key is reached; the nodes suitable then are
+those whose key is no later. A start or finish re-keys only the nodes it touched, and
+only when someone next asks. The answers equal the walk's exactly (`gang.walk_until_fits`
+is the reference; the differential test holds them together).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right, insort
+
+from arkwright.core.gang import GangShape
+from arkwright.core.job import Job
+from arkwright.core.pool_state import PoolState
+
+_NOW = (-math.inf, -1)
+_LAST = math.inf
+
+
+class ShadowIndex:
+    __slots__ = ("_entries", "_jobs_on", "_lists", "_pending", "_state")
+
+    def __init__(self, state: PoolState) -> None:
+        self._state = state
+        # Per node, its running jobs' (end, seq, gpus there), in end order.
+        self._jobs_on: list[list[tuple[float, int, int]]] = [[] for _ in range(state.nodes)]
+        self._lists: dict[int, list[tuple[float, int, int]]] = {}  # T -> sorted keys
+        self._entries: dict[int, list[tuple[float, int, int]]] = {}  # T -> key by node
+        self._pending: dict[int, set[int]] = {}  # T -> nodes to re-key
+
+    def started(self, job: Job) -> None:
+        key = (job.expected_end, job.seq)
+        for node, gpus in job.allocation:
+            insort(self._jobs_on[node], (*key, gpus))
+        self._touch(job)
+
+    def ended(self, job: Job) -> None:
+        """Call while `job.allocation` still names its nodes."""
+        key = (job.expected_end, job.seq)
+        for node, _ in job.allocation:
+            on_node = self._jobs_on[node]
+            del on_node[bisect_left(on_node, key)]
+        self._touch(job)
+
+    def _touch(self, job: Job) -> None:
+        for pending in self._pending.values():
+            for node, _ in job.allocation:
+                pending.add(node)
+
+    def earliest(self, shape: GangShape) -> tuple[float, int]:
+        """(end of the job whose release makes the gang fit: -inf if it fits now, inf if
+        never; nodes suitable at that point)."""
+        threshold, need = shape.threshold, shape.need
+        keys = self._keys(threshold)
+        if need > len(keys):
+            return math.inf, len(keys)
+        end, seq, _ = keys[need - 1]
+        return end, bisect_right(keys, (end, seq, _LAST))
+
+    def _keys(self, threshold: int) -> list[tuple[float, int, int]]:
+        keys = self._lists.get(threshold)
+        if keys is None:
+            entries = [self._reach(node, threshold) for node in range(self._state.nodes)]
+            keys = sorted(entries)
+            self._lists[threshold] = keys
+            self._entries[threshold] = entries
+            self._pending[threshold] = set()
+            return keys
+        pending = self._pending[threshold]
+        if pending:
+            entries = self._entries[threshold]
+            for node in pending:
+                old = entries[node]
+                new = self._reach(node, threshold)
+                if new != old:
+                    del keys[bisect_left(keys, old)]
+                    insort(keys, new)
+                    entries[node] = new
+            pending.clear()
+        return keys
+
+    def _reach(self, node: int, threshold: int) -> tuple[float, int, int]:
+        free = self._state.node_free[node]
+        if free >= threshold:
+            return (*_NOW, node)
+        for end, seq, gpus in self._jobs_on[node]:
+            free += gpus
+            if free >= threshold:
+                return (end, seq, node)
+        raise AssertionError(f"node {node} never frees {threshold} GPUs")
