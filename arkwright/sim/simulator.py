@@ -73,6 +73,8 @@ class Simulator:
         report_every = max(total // 200, 1000)
         idle_since: float | None = None
         give_up_after = scheduler.config.carbon_lookahead_s + 2 * tick_s
+        pass_seconds: list[float] = []  # wall time of every schedule() call
+        perf_counter = time.perf_counter
 
         while next_job < total or finishes or (scheduler.pending and next_tick < math.inf):
             t_submit = jobs[next_job].submit_time if next_job < total else math.inf
@@ -106,7 +108,9 @@ class Simulator:
             full = now >= next_tick
             if full:
                 events += 1
+            pass_started = perf_counter()
             decisions = scheduler.schedule(now, full=full)
+            pass_seconds.append(perf_counter() - pass_started)
             for decision in decisions:
                 job = decision.job
                 if self.observer:
@@ -163,6 +167,7 @@ class Simulator:
             policy=self.policy.name,
             trace=trace_name,
         )
+        summary["passes"] = pass_summary(scheduler, pass_seconds)
         summary["throughput_table_fallbacks"] = sorted(
             f"{jt}/{model}" for jt, model in scheduler.throughput.fallbacks
         )
@@ -174,3 +179,31 @@ class Simulator:
             for name in tenants
         }
         return SimulationResult(summary, timeline, recorder.timeline_start, waits, by_tenant)
+
+
+def pass_summary(scheduler: Scheduler, pass_seconds: list[float]) -> dict:
+    """Scheduling passes: how many, how many jobs each examined, how long each took.
+
+    Calls that had nothing to look at (no queue, nothing changed) return at once and are
+    counted in `calls` but not in `passes`; times are over every call."""
+    stats = getattr(scheduler, "stats", None)  # the frozen reference core has none
+    times_us = np.array(pass_seconds) * 1e6 if pass_seconds else np.zeros(1)
+    out = {
+        "calls": len(pass_seconds),
+        "time_us_mean": float(times_us.mean()),
+        "time_us_p50": float(np.percentile(times_us, 50)),
+        "time_us_p95": float(np.percentile(times_us, 95)),
+        "time_us_p99": float(np.percentile(times_us, 99)),
+        "time_us_max": float(times_us.max()),
+    }
+    if stats is not None:
+        examined = np.array(stats.examined_per_pass) if stats.examined_per_pass else np.zeros(1)
+        out.update(
+            passes=stats.passes,
+            examined_mean=float(examined.mean()),
+            examined_p99=float(np.percentile(examined, 99)),
+            examined_max=int(stats.examined_max),
+            bound_hits=stats.bound_hits,
+            lists_skipped=stats.lists_skipped,
+        )
+    return out
