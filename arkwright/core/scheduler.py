@@ -321,20 +321,26 @@ class Scheduler:
         return p
 
     def _skip_list(self, p: PassState):
-        """A whole (programme, class) list can be passed over when none of its jobs could
-        start, claim a reservation, preempt or be rejected in this pass: its smallest gang
-        is larger than anything that fits on its class's open pools."""
-        if p.strict or (self.ledger is not None and self.config.over_budget is OverBudget.REJECT):
-            return None
+        """A whole (programme, class) list is passed over when its programme has had its
+        turn this pass (the per-programme bound), or when none of its jobs could start,
+        claim a reservation, preempt or be rejected in this pass: its smallest gang is
+        larger than anything that fits on its class's open pools."""
+        may_idle = not p.strict and not (
+            self.ledger is not None and self.config.over_budget is OverBudget.REJECT
+        )
         classes = self.eligibility.classes
         queue = self.queue
         backfill = self.policy.backfill
         stats = self.stats
+        per_tenant = self.config.max_jobs_per_tenant_per_pass
+        examined_by_tenant = p.examined_by_tenant
 
         def skip(jobs: list[Job]) -> bool:
-            if p.may_preempt and p.preemption_attempts_left:
+            head = jobs[0]  # every job of a list has its programme and class
+            if examined_by_tenant.get(head.tenant, 0) >= per_tenant:
+                return True
+            if not may_idle or (p.may_preempt and p.preemption_attempts_left):
                 return False
-            head = jobs[0]
             cls = classes[head.eligibility_class]
             if backfill and cls.pool_mask & ~p.claimed_mask:
                 return False
