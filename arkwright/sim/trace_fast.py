@@ -1,0 +1,228 @@
+"""The columnar trace reader: the same jobs as the row reader, a column at a time.
+
+`jobs_from_csv` either returns exactly the jobs `trace_rows` would give for the file
+(same values, same order) or None, and then the row reader reads it and reports its bad
+rows by line. It never reports errors itself: any cell it cannot decide in bulk goes
+through the row reader's own rules (`number`, `flag`, `RowParser`), and any rule that
+fails gives None. Cells that repeat (tenant, data policy, GPU types, priority, flags)
+are decided once per distinct combination, as the row reader's interning would share
+them; numbers are parsed in bulk where their text is a plain decimal (see
+`trace_columns.Table.numbers`).
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import MISSING, fields
+
+import numpy as np
+
+from arkwright.core.job import Job, PriorityClass
+from arkwright.sim.trace_columns import Collision, Table, tokenize
+from arkwright.sim.trace_rows import RowParser, flag, number
+
+# Cells decided once per distinct combination, in this order.
+_REPEATED = (
+    "tenant",
+    "job_type",
+    "residency",
+    "classification",
+    "personal_data",
+    "gpu_type",
+    "priority",
+    "preemptible",
+    "flexible",
+)
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what str.strip() strips in ASCII
+
+
+class _GiveUp(Exception):
+    """Some cell needs the row reader (a bad value, a repeated id): hand the file back."""
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic collector while a million objects are made.
+
+    None of them is garbage, yet each collection of the oldest generation walks them
+    all; left on, the collector costs more than building the objects.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def jobs_from_csv(raw: bytes) -> list[Job] | None:
+    """The trace's jobs sorted by submit time (stable), or None: read it row by row."""
+    table = tokenize(raw)
+    if table is None:
+        return None
+    try:
+        parser = RowParser(table.header)
+    except ValueError:
+        return None  # the row reader names the missing columns
+    try:
+        with no_gc():
+            return _jobs(table, parser)
+    except (_GiveUp, Collision):
+        return None
+
+
+def _jobs(table: Table, parser: RowParser) -> list[Job]:
+    index = parser.index
+    ids = _job_ids(table, index["job_id"])
+    submit, _ = _numbers(table, parser, "submit_time")
+    gpus, _ = _numbers(table, parser, "gpus", positive=True, integer=True)
+    duration, _ = _numbers(table, parser, "duration", positive=True)
+    deadline, has_deadline = _numbers(table, parser, "deadline", optional=True)
+    if (has_deadline & (deadline <= submit)).any():
+        raise _GiveUp
+    time_limit, has_limit = _numbers(table, parser, "time_limit", positive=True, optional=True)
+    ckpt, has_ckpt = _numbers(table, parser, "checkpoint_interval", positive=True, optional=True)
+    repeated = _repeated(table, parser, has_deadline)
+
+    n = table.rows
+    order = None
+    if n > 1 and (submit[1:] < submit[:-1]).any():
+        order = np.argsort(submit, kind="stable")  # ties keep file order, as list.sort
+
+    def arranged(values: np.ndarray, present: np.ndarray | None = None) -> list:
+        if present is not None and not present.all():
+            values = values.astype(object)
+            values[~present] = None
+        return (values if order is None else values[order]).tolist()
+
+    if order is not None:
+        ids = np.array(ids, dtype=object)[order].tolist()
+    columns = {
+        "job_id": ids,
+        "submit_time": arranged(submit),
+        "gpus": arranged(gpus),
+        "duration_s": arranged(duration),
+        "deadline": arranged(deadline, has_deadline),
+        "time_limit_s": arranged(time_limit, has_limit),
+        "checkpoint_interval_s": arranged(ckpt, has_ckpt),
+    }
+    for name, (choices, codes) in repeated.items():
+        columns[name] = choices[codes if order is None else codes[order]].tolist()
+    return _build(columns, n)
+
+
+def _job_ids(table: Table, column: int) -> list[str]:
+    starts, lengths = table.bounds(column)
+    ids = table.strings(column)
+    buf = table.buf
+    edge = _WHITESPACE[buf[starts]] | _WHITESPACE[buf[starts + np.maximum(lengths - 1, 0)]]
+    if (lengths == 0).any() or edge.any():
+        ids = [text.strip() for text in ids]  # as the row reader strips every cell
+        if not all(ids):
+            raise _GiveUp  # an empty id, or a blank row the row reader skips
+        if len(set(ids)) != len(ids):
+            raise _GiveUp
+    elif table.duplicate_rows(column) and len(set(ids)) != len(ids):
+        raise _GiveUp  # the row reader names both lines
+    return ids
+
+
+def _numbers(
+    table: Table,
+    parser: RowParser,
+    name: str,
+    *,
+    positive: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric column and which cells hold a value (all, unless optional)."""
+    column = parser.index.get(name)
+    rows = table.rows
+    if column is None:
+        return np.zeros(rows), np.zeros(rows, dtype=bool)
+    bulk = table.numbers(column, integer=integer)
+    values, present = bulk.values, np.ones(rows, dtype=bool)
+    starts, lengths = table.bounds(column)
+    if optional:
+        present = lengths > 0
+    if positive and (values[bulk.exact] <= 0).any():
+        raise _GiveUp
+    for i in np.flatnonzero(~bulk.exact & present).tolist():
+        text = table.cell(int(starts[i]), int(lengths[i])).strip()
+        if optional and not text:
+            present[i] = False
+            continue
+        try:
+            value = number(text, name, positive=positive, integer=integer)
+            values[i] = value
+        except (ValueError, OverflowError):
+            raise _GiveUp from None
+        if values[i] != value:
+            raise _GiveUp  # too large to hold as an int64: rare enough to read by rows
+    return values, present
+
+
+def _repeated(
+    table: Table, parser: RowParser, has_deadline: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each repeated Job field as (distinct values, code per row)."""
+    present = [name for name in _REPEATED if name in parser.index]
+    combos = table.codes_of_rows(
+        [parser.index[name] for name in present], has_deadline.astype(np.uint8)
+    )
+    out: dict[str, list] = {
+        k: [] for k in ("tenant", "job_type", "data_policy", "gpu_types", "priority")
+    }
+    out |= {"preemptible": [], "flexible": []}
+    for text, sample in zip(combos.texts, combos.sample.tolist(), strict=True):
+        cells = dict(zip(present, text.split("\0"), strict=True)) if present else {}
+
+        def get(name: str, cells: dict[str, str] = cells) -> str:
+            return cells.get(name, "").strip()
+
+        try:
+            out["tenant"].append(parser.intern(get("tenant"), "default"))
+            out["job_type"].append(parser.intern(get("job_type"), "default"))
+            out["data_policy"].append(
+                parser.policy(get("residency"), get("classification"), get("personal_data"))
+            )
+            out["gpu_types"].append(parser.gpu_types(get("gpu_type")))
+            out["priority"].append(PriorityClass.parse(get("priority") or None))
+            out["preemptible"].append(flag(get("preemptible"), "preemptible", True))
+            out["flexible"].append(flag(get("flexible"), "flexible", bool(has_deadline[sample])))
+        except ValueError:
+            raise _GiveUp from None
+    result = {}
+    for name, values in out.items():
+        choices = np.empty(len(values), dtype=object)
+        for i, value in enumerate(values):  # element by element: never unpack a frozenset
+            choices[i] = value
+        result[name] = (choices, combos.codes)
+    return result
+
+
+def _build(columns: dict[str, list], rows: int) -> list[Job]:
+    """Jobs from columns, passed by position (much cheaper than by keyword, per call).
+
+    The positions come from Job's own field list, so a field added to Job with a
+    default is filled with that default rather than shifting the others.
+    """
+    args = []
+    wanted = set(columns)
+    for f in fields(Job):
+        if not wanted:
+            break
+        if f.name in columns:
+            args.append(columns[f.name])
+            wanted.discard(f.name)
+        elif f.default is not MISSING:
+            args.append(itertools.repeat(f.default, rows))
+        else:
+            raise _GiveUp  # a field we cannot fill by position: let the row reader do it
+    return list(map(Job, *args))
