@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arkwright.core.job import Job
-from arkwright.sim.trace_fast import jobs_from_csv, no_gc
+from arkwright.sim.trace_build import no_gc
+from arkwright.sim.trace_fast import jobs_from_csv
 from arkwright.sim.trace_rows import (
     COLUMNS,
     OPTIONAL,

@@ -12,15 +12,10 @@ them; numbers are parsed in bulk where their text is a plain decimal (see
 
 from __future__ import annotations
 
-import gc
-import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import MISSING, fields
-
 import numpy as np
 
 from arkwright.core.job import Job, PriorityClass
+from arkwright.sim.trace_build import build_jobs, no_gc
 from arkwright.sim.trace_columns import Collision, Table, tokenize
 from arkwright.sim.trace_rows import RowParser, flag, number
 
@@ -42,22 +37,6 @@ _WHITESPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what str.strip() 
 
 class _GiveUp(Exception):
     """Some cell needs the row reader (a bad value, a repeated id): hand the file back."""
-
-
-@contextmanager
-def no_gc() -> Iterator[None]:
-    """Pause the cyclic collector while a million objects are made.
-
-    None of them is garbage, yet each collection of the oldest generation walks them
-    all; left on, the collector costs more than building the objects.
-    """
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
 
 
 def jobs_from_csv(raw: bytes) -> list[Job] | None:
@@ -113,7 +92,10 @@ def _jobs(table: Table, parser: RowParser) -> list[Job]:
     }
     for name, (choices, codes) in repeated.items():
         columns[name] = choices[codes if order is None else codes[order]].tolist()
-    return _build(columns, n)
+    try:
+        return build_jobs(columns, n)
+    except TypeError:
+        raise _GiveUp from None  # Job gained a field without a default
 
 
 def _job_ids(table: Table, column: int) -> list[str]:
@@ -205,24 +187,3 @@ def _repeated(
             choices[i] = value
         result[name] = (choices, combos.codes)
     return result
-
-
-def _build(columns: dict[str, list], rows: int) -> list[Job]:
-    """Jobs from columns, passed by position (much cheaper than by keyword, per call).
-
-    The positions come from Job's own field list, so a field added to Job with a
-    default is filled with that default rather than shifting the others.
-    """
-    args = []
-    wanted = set(columns)
-    for f in fields(Job):
-        if not wanted:
-            break
-        if f.name in columns:
-            args.append(columns[f.name])
-            wanted.discard(f.name)
-        elif f.default is not MISSING:
-            args.append(itertools.repeat(f.default, rows))
-        else:
-            raise _GiveUp  # a field we cannot fill by position: let the row reader do it
-    return list(map(Job, *args))
