@@ -207,3 +207,34 @@ def test_sorting_is_stable_like_the_row_reader(tmp_path):
     fast = jobs_from_csv(path.read_bytes())
     assert fast is not None
     assert [j.job_id for j in fast] == [j.job_id for j in read_trace_by_rows(path).jobs]
+
+
+def test_writing_by_columns_gives_each_job_its_job_row(tmp_path):
+    import csv
+
+    from arkwright.fleets import load_fleet
+    from arkwright.sim.synth import synthesize
+    from arkwright.sim.trace import COLUMNS, job_row, write_trace
+
+    jobs = synthesize(load_fleet("uk-2026"), 3000, 0.9, 4)
+    path = tmp_path / "t.csv"
+    assert write_trace(path, iter(jobs)) == len(jobs)
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == list(COLUMNS)
+    assert rows[1:] == [job_row(j) for j in jobs]
+    back = read_trace(path).jobs
+    assert [(j.job_id, j.gpus, j.data_policy, j.flexible) for j in back] == [
+        (j.job_id, j.gpus, j.data_policy, j.flexible) for j in jobs
+    ]
+
+
+def test_cells_that_need_quotes_are_quoted_and_read_back(tmp_path):
+    from arkwright.sim.trace import write_trace
+    from tests.conftest import make_job
+
+    path = tmp_path / "t.csv"
+    write_trace(path, [make_job("a,b", tenant='say "hi"'), make_job("c")])
+    assert '"a,b"' in path.read_text()
+    back = read_trace(path).jobs
+    assert [(j.job_id, j.tenant) for j in back] == [("a,b", 'say "hi"'), ("c", "a")]
