@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arkwright.core.job import Job
+from arkwright.sim import trace_cache
 from arkwright.sim.trace_build import no_gc
-from arkwright.sim.trace_fast import jobs_from_csv
+from arkwright.sim.trace_fast import columns_from_csv
 from arkwright.sim.trace_rows import (
     COLUMNS,
     OPTIONAL,
@@ -54,17 +55,30 @@ class Trace:
     source: str
 
 
-def read_trace(path: str | Path, *, skip_bad_rows: bool = False) -> Trace:
-    """Read a whole trace. Bad rows stop the read (all of them listed) unless skipped."""
+def read_trace(path: str | Path, *, skip_bad_rows: bool = False, cache: bool = True) -> Trace:
+    """Read a whole trace. Bad rows stop the read (all of them listed) unless skipped.
+
+    With `cache`, a large trace's parsed columns are kept beside it (`trace_cache`)
+    and used on the next read while the CSV is unchanged.
+    """
     source = str(path)
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
     except OSError as exc:
         raise TraceError(source, [RowError(0, f"cannot open ({exc.strerror})")]) from None
-    jobs = jobs_from_csv(raw)
-    if jobs is not None:
-        return Trace(jobs, [], source)
+    digest = trace_cache.csv_digest(raw) if cache else ""
+    columns = trace_cache.load(path, digest) if cache else None
+    if columns is None:
+        columns = columns_from_csv(raw)
+        if columns is not None and cache:
+            trace_cache.save(path, digest, columns)
+    del raw
+    if columns is not None:
+        try:
+            return Trace(columns.jobs(), [], source)
+        except TypeError:
+            pass  # Job gained a field without a default: the row reader knows it
     return read_trace_by_rows(path, skip_bad_rows=skip_bad_rows)
 
 

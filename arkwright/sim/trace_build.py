@@ -6,7 +6,9 @@ import gc
 import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, dataclass, fields
+
+import numpy as np
 
 from arkwright.core.job import Job
 
@@ -15,14 +17,21 @@ from arkwright.core.job import Job
 def no_gc() -> Iterator[None]:
     """Pause the cyclic collector while a million objects are made.
 
-    None of them is garbage, yet each collection of the oldest generation walks them
-    all; left on, the collector costs more than building the objects.
+    None of them is garbage, yet each collection walks them all; left on, the
+    collector costs more than building the objects. On the way out the new objects
+    go straight to the oldest generation (freeze, then unfreeze), rather than being
+    walked by the young collection that the allocation count would start at once.
+    Objects someone else froze are left frozen.
     """
     was_on = gc.isenabled()
+    nobody_froze = gc.get_freeze_count() == 0
     gc.disable()
     try:
         yield
     finally:
+        if nobody_froze and gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         if was_on:
             gc.enable()
 
@@ -51,3 +60,69 @@ def build_jobs(columns: dict[str, Iterable], rows: int) -> list[Job]:
         raise TypeError(f"Job has no field(s) {', '.join(sorted(wanted))}")
     with no_gc():
         return list(map(Job, *args))
+
+
+# Fields that repeat across rows, carried once per distinct combination.
+REPEATED_FIELDS = (
+    "tenant",
+    "job_type",
+    "data_policy",
+    "gpu_types",
+    "priority",
+    "preemptible",
+    "flexible",
+)
+
+
+@dataclass
+class TraceColumns:
+    """A trace's spec values a column at a time, rows in submit order.
+
+    Absent optional numbers are NaN (a present one is always finite). `combos[code]`
+    holds the REPEATED_FIELDS values shared by the rows with that code.
+    """
+
+    job_id: list[str]
+    submit_time: np.ndarray  # float64
+    gpus: np.ndarray  # int64
+    duration_s: np.ndarray
+    deadline: np.ndarray
+    time_limit_s: np.ndarray
+    checkpoint_interval_s: np.ndarray
+    codes: np.ndarray  # int64, one per row
+    combos: list[tuple]
+
+    @property
+    def rows(self) -> int:
+        return len(self.job_id)
+
+    def jobs(self) -> list[Job]:
+        columns: dict[str, Iterable] = {
+            "job_id": self.job_id,
+            "submit_time": self.submit_time.tolist(),
+            "gpus": self.gpus.tolist(),
+            "duration_s": self.duration_s.tolist(),
+            "deadline": _or_none(self.deadline),
+            "time_limit_s": _or_none(self.time_limit_s),
+            "checkpoint_interval_s": _or_none(self.checkpoint_interval_s),
+        }
+        for k, name in enumerate(REPEATED_FIELDS):
+            columns[name] = objects([combo[k] for combo in self.combos])[self.codes].tolist()
+        return build_jobs(columns, self.rows)
+
+
+def objects(values: list) -> np.ndarray:
+    """An object array of these values, element by element (never unpacking a set)."""
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
+def _or_none(values: np.ndarray) -> list:
+    absent = np.isnan(values)
+    if not absent.any():
+        return values.tolist()
+    out = values.astype(object)
+    out[absent] = None
+    return out.tolist()

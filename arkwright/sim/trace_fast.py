@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from arkwright.core.job import Job, PriorityClass
-from arkwright.sim.trace_build import build_jobs, no_gc
+from arkwright.sim.trace_build import REPEATED_FIELDS, TraceColumns, no_gc
 from arkwright.sim.trace_columns import Collision, Table, tokenize
 from arkwright.sim.trace_rows import RowParser, flag, number
 
@@ -41,6 +41,17 @@ class _GiveUp(Exception):
 
 def jobs_from_csv(raw: bytes) -> list[Job] | None:
     """The trace's jobs sorted by submit time (stable), or None: read it row by row."""
+    columns = columns_from_csv(raw)
+    if columns is None:
+        return None
+    try:
+        return columns.jobs()
+    except TypeError:
+        return None  # Job gained a field without a default: the row reader knows it
+
+
+def columns_from_csv(raw: bytes) -> TraceColumns | None:
+    """The trace's columns in submit order (stable), or None: read it row by row."""
     table = tokenize(raw)
     if table is None:
         return None
@@ -55,7 +66,7 @@ def jobs_from_csv(raw: bytes) -> list[Job] | None:
         return None
 
 
-def _jobs(table: Table, parser: RowParser) -> list[Job]:
+def _jobs(table: Table, parser: RowParser) -> TraceColumns:
     index = parser.index
     ids = _job_ids(table, index["job_id"])
     submit, _ = _numbers(table, parser, "submit_time")
@@ -68,34 +79,21 @@ def _jobs(table: Table, parser: RowParser) -> list[Job]:
     ckpt, has_ckpt = _numbers(table, parser, "checkpoint_interval", positive=True, optional=True)
     repeated = _repeated(table, parser, has_deadline)
 
-    n = table.rows
-    order = None
-    if n > 1 and (submit[1:] < submit[:-1]).any():
-        order = np.argsort(submit, kind="stable")  # ties keep file order, as list.sort
-
-    def arranged(values: np.ndarray, present: np.ndarray | None = None) -> list:
-        if present is not None and not present.all():
-            values = values.astype(object)
-            values[~present] = None
-        return (values if order is None else values[order]).tolist()
-
-    if order is not None:
+    order = np.argsort(submit, kind="stable")  # ties keep file order, as list.sort
+    if not (np.diff(order) > 0).all():
         ids = np.array(ids, dtype=object)[order].tolist()
-    columns = {
-        "job_id": ids,
-        "submit_time": arranged(submit),
-        "gpus": arranged(gpus),
-        "duration_s": arranged(duration),
-        "deadline": arranged(deadline, has_deadline),
-        "time_limit_s": arranged(time_limit, has_limit),
-        "checkpoint_interval_s": arranged(ckpt, has_ckpt),
-    }
-    for name, (choices, codes) in repeated.items():
-        columns[name] = choices[codes if order is None else codes[order]].tolist()
-    try:
-        return build_jobs(columns, n)
-    except TypeError:
-        raise _GiveUp from None  # Job gained a field without a default
+    codes, combos = repeated
+    return TraceColumns(
+        job_id=ids,
+        submit_time=submit[order],
+        gpus=gpus[order],
+        duration_s=duration[order],
+        deadline=np.where(has_deadline, deadline, np.nan)[order],
+        time_limit_s=np.where(has_limit, time_limit, np.nan)[order],
+        checkpoint_interval_s=np.where(has_ckpt, ckpt, np.nan)[order],
+        codes=codes[order],
+        combos=combos,
+    )
 
 
 def _job_ids(table: Table, column: int) -> list[str]:
@@ -152,38 +150,32 @@ def _numbers(
 
 def _repeated(
     table: Table, parser: RowParser, has_deadline: np.ndarray
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each repeated Job field as (distinct values, code per row)."""
+) -> tuple[np.ndarray, list[tuple]]:
+    """A code per row and, per code, the REPEATED_FIELDS values its rows share."""
     present = [name for name in _REPEATED if name in parser.index]
-    combos = table.codes_of_rows(
+    found = table.codes_of_rows(
         [parser.index[name] for name in present], has_deadline.astype(np.uint8)
     )
-    out: dict[str, list] = {
-        k: [] for k in ("tenant", "job_type", "data_policy", "gpu_types", "priority")
-    }
-    out |= {"preemptible": [], "flexible": []}
-    for text, sample in zip(combos.texts, combos.sample.tolist(), strict=True):
+    combos = []
+    for text, sample in zip(found.texts, found.sample.tolist(), strict=True):
         cells = dict(zip(present, text.split("\0"), strict=True)) if present else {}
 
         def get(name: str, cells: dict[str, str] = cells) -> str:
             return cells.get(name, "").strip()
 
         try:
-            out["tenant"].append(parser.intern(get("tenant"), "default"))
-            out["job_type"].append(parser.intern(get("job_type"), "default"))
-            out["data_policy"].append(
-                parser.policy(get("residency"), get("classification"), get("personal_data"))
-            )
-            out["gpu_types"].append(parser.gpu_types(get("gpu_type")))
-            out["priority"].append(PriorityClass.parse(get("priority") or None))
-            out["preemptible"].append(flag(get("preemptible"), "preemptible", True))
-            out["flexible"].append(flag(get("flexible"), "flexible", bool(has_deadline[sample])))
+            values = {
+                "tenant": parser.intern(get("tenant"), "default"),
+                "job_type": parser.intern(get("job_type"), "default"),
+                "data_policy": parser.policy(
+                    get("residency"), get("classification"), get("personal_data")
+                ),
+                "gpu_types": parser.gpu_types(get("gpu_type")),
+                "priority": PriorityClass.parse(get("priority") or None),
+                "preemptible": flag(get("preemptible"), "preemptible", True),
+                "flexible": flag(get("flexible"), "flexible", bool(has_deadline[sample])),
+            }
         except ValueError:
             raise _GiveUp from None
-    result = {}
-    for name, values in out.items():
-        choices = np.empty(len(values), dtype=object)
-        for i, value in enumerate(values):  # element by element: never unpack a frozenset
-            choices[i] = value
-        result[name] = (choices, combos.codes)
-    return result
+        combos.append(tuple(values[name] for name in REPEATED_FIELDS))
+    return found.codes, combos
