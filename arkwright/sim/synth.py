@@ -18,6 +18,7 @@ from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job, PriorityClass
 from arkwright.core.policy_data import Classification, DataPolicy, PersonalData
 from arkwright.core.throughput import ThroughputTable
+from arkwright.sim.trace_build import build_jobs
 
 DAY = 86_400.0
 GANG_SIZES = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048])
@@ -129,39 +130,14 @@ def synthesize(
     overestimate = 1.2 + 1.8 * u[:, 2]
     time_limit = np.minimum(np.ceil(duration * overestimate / 900) * 900, MAX_S * 1.5)
 
-    index = EligibilityIndex(fleet)
     policy_draws = rng.random((jobs, 3))
-    built: list[tuple] = []
-    for i in range(jobs):
-        name = names[tenant_idx[i]]
-        mix = MIXES.get(name, DEFAULT_MIX)
-        r = policy_draws[i]
-        personal = PersonalData.NONE
-        if r[0] < mix.health:
-            personal = PersonalData.HEALTH
-        elif r[0] < mix.health + mix.personal:
-            personal = PersonalData.PERSONAL
-        level = Classification.OFFICIAL
-        if r[1] < mix.secret:
-            level = Classification.SECRET
-        elif r[1] < mix.secret + mix.sensitive or personal is PersonalData.HEALTH:
-            level = Classification.OFFICIAL_SENSITIVE
-        residency = (
-            frozenset({"UK"})
-            if (level > 0 or personal is not PersonalData.NONE or r[2] < 0.5)
-            else None
-        )
-        policy = DataPolicy(residency, level, personal)
-        gpus = int(gang[i])
-        # People do not ask for more than the largest pool their work may use.
-        largest = index.classify(name, policy, None).max_gang_gpus
-        if largest and gpus > largest:
-            gpus = int(2 ** np.floor(np.log2(largest)))
-        built.append((name, policy, gpus))
+    policy_code, policies = _data_policies(names, tenant_idx, policy_draws)
+    gpus = _fit_gangs(fleet, names, tenant_idx, gang, policy_code, policies)
 
-    demand_by_type: dict[str, float] = {}
-    for (_, _, gpus), d, t in zip(built, duration, type_idx, strict=True):
-        demand_by_type[JOB_TYPES[t]] = demand_by_type.get(JOB_TYPES[t], 0.0) + gpus * d
+    # Summed per type in job order (bincount adds in order), as a loop over jobs would.
+    demand = np.bincount(type_idx, weights=gpus * duration, minlength=len(JOB_TYPES))
+    first_seen = sorted(set(type_idx.tolist()), key=lambda t: int(np.argmax(type_idx == t)))
+    demand_by_type = {JOB_TYPES[t]: float(demand[t]) for t in first_seen}
     total_gpu_s = sum(demand_by_type.values())
     capacity = effective_capacity(fleet, throughput, demand_by_type)
     span = total_gpu_s / (load * max(capacity, 1e-9))
@@ -177,28 +153,86 @@ def synthesize(
     submit = np.sort(np.minimum(submit, span)).round(1)
 
     width = len(str(jobs))
-    out: list[Job] = []
-    for i, (name, policy, gpus) in enumerate(built):
-        prio = PriorityClass(int(priority[i]))
-        long_job = duration[i] > 4 * 3600
-        deadline = None
-        if flexible[i]:
-            deadline = float(submit[i] + duration[i] * (2 + 3 * u[i, 3]) + DAY)
-        out.append(
-            Job(
-                job_id=f"j{i:0{width}d}",
-                tenant=name,
-                gpus=gpus,
-                duration_s=float(duration[i]),
-                submit_time=float(submit[i]),
-                time_limit_s=float(time_limit[i]),
-                data_policy=policy,
-                job_type=JOB_TYPES[type_idx[i]],
-                priority=prio,
-                preemptible=prio <= PriorityClass.NORMAL and u[i, 4] < 0.8,
-                checkpoint_interval_s=1800.0 if long_job and u[i, 4] < 0.7 else None,
-                deadline=deadline,
-                flexible=bool(flexible[i]),
-            )
-        )
+    prio = np.array(list(PriorityClass), dtype=object)[priority]
+    deadline = np.where(flexible, submit + duration * (2 + 3 * u[:, 3]) + DAY, np.nan)
+    checkpoint = (duration > 4 * 3600) & (u[:, 4] < 0.7)
+    return build_jobs(
+        {
+            "job_id": [f"j{i:0{width}d}" for i in range(jobs)],
+            "tenant": np.array(names, dtype=object)[tenant_idx].tolist(),
+            "gpus": gpus.tolist(),
+            "duration_s": duration.tolist(),
+            "submit_time": submit.tolist(),
+            "time_limit_s": time_limit.tolist(),
+            "data_policy": _objects(policies)[policy_code].tolist(),
+            "job_type": np.array(JOB_TYPES, dtype=object)[type_idx].tolist(),
+            "priority": prio.tolist(),
+            "preemptible": ((priority <= int(PriorityClass.NORMAL)) & (u[:, 4] < 0.8)).tolist(),
+            "checkpoint_interval_s": _or_none(np.full(jobs, 1800.0), checkpoint),
+            "deadline": _or_none(deadline, flexible),
+            "flexible": flexible.tolist(),
+        },
+        jobs,
+    )
+
+
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):  # one by one: never unpack a frozenset
+        out[i] = value
     return out
+
+
+def _or_none(values: np.ndarray, present: np.ndarray) -> list:
+    out = values.astype(object)
+    out[~present] = None
+    return out.tolist()
+
+
+def _data_policies(
+    names: list[str], tenant_idx: np.ndarray, draws: np.ndarray
+) -> tuple[np.ndarray, list[DataPolicy]]:
+    """Each job's data policy as a code into a short list (few distinct policies)."""
+    mixes = [MIXES.get(name, DEFAULT_MIX) for name in names]
+    health = np.array([m.health for m in mixes])[tenant_idx]
+    personal_to = np.array([m.health + m.personal for m in mixes])[tenant_idx]
+    secret = np.array([m.secret for m in mixes])[tenant_idx]
+    sensitive_to = np.array([m.secret + m.sensitive for m in mixes])[tenant_idx]
+    personal = np.where(draws[:, 0] < health, 2, np.where(draws[:, 0] < personal_to, 1, 0))
+    level = np.where(
+        draws[:, 1] < secret,
+        int(Classification.SECRET),
+        np.where(
+            (draws[:, 1] < sensitive_to) | (personal == 2),
+            int(Classification.OFFICIAL_SENSITIVE),
+            int(Classification.OFFICIAL),
+        ),
+    )
+    uk_only = (level > 0) | (personal > 0) | (draws[:, 2] < 0.5)
+    kinds = (PersonalData.NONE, PersonalData.PERSONAL, PersonalData.HEALTH)
+    policies = [
+        DataPolicy(frozenset({"UK"}) if uk else None, Classification(lv), kinds[pd])
+        for uk in (False, True)
+        for lv in range(3)
+        for pd in range(3)
+    ]
+    return (uk_only * 9 + level * 3 + personal), policies
+
+
+def _fit_gangs(
+    fleet: Fleet,
+    names: list[str],
+    tenant_idx: np.ndarray,
+    gang: np.ndarray,
+    policy_code: np.ndarray,
+    policies: list[DataPolicy],
+) -> np.ndarray:
+    """People do not ask for more than the largest pool their work may use."""
+    index = EligibilityIndex(fleet)
+    largest = np.zeros((len(names), len(policies)), dtype=np.int64)
+    for t, name in enumerate(names):
+        for p, policy in enumerate(policies):
+            largest[t, p] = index.classify(name, policy, None).max_gang_gpus or 0
+    cap = largest[tenant_idx, policy_code]
+    fitted = (2 ** np.floor(np.log2(np.maximum(cap, 1)))).astype(np.int64)
+    return np.where((cap > 0) & (gang > cap), fitted, gang)
