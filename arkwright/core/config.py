@@ -27,13 +27,13 @@ class SchedulerConfig:
     max_jobs_per_tenant_per_pass: int = 400
     # Preemption that wastes little (preemption.py says why each exists).
     preempt_exempt_s: float = 3600.0
-    reclaim_hysteresis: float = 0.05
-    reclaim_after_s: float = 900.0
-    preempt_start_horizon_s: float = 1800.0
+    reclaim_hysteresis: float = 0.1
+    reclaim_after_s: float = 7200.0
+    preempt_start_horizon_s: float = 3 * 3600.0
     # Only jobs of this priority class or above preempt lower classes; below it, priority
     # orders the queue but takes nothing (normal work waits for low work to end).
     preemptor_min_priority: int = 3
     # Reclaim only for a programme whose share of recent use (decayed with this
     # half-life) is below its entitlement by this margin.
     usage_half_life_s: float = 3 * 24 * 3600.0
-    reclaim_history_margin: float = 0.01
+    reclaim_history_margin: float = 0.04

@@ -83,18 +83,31 @@ def test_reclaim_waits_for_the_exempt_time_and_the_claimants_wait():
     sched = _borrowing_fleet()
     sched.submit(make_job("b1", gpus=8, tenant="b", submit=100), 100)
     assert sched.schedule(100, full=True) == []  # a-big is inside its exempt time
-    assert sched.schedule(3700, full=True) != []  # both waits are over: reclaim
+    assert sched.schedule(3700, full=True) == []  # b1 has not waited reclaim_after_s yet
+    wait_over = 100 + DEFAULTS.reclaim_after_s
+    assert sched.schedule(wait_over, full=True) != []  # both waits are over: reclaim
     assert sched.jobs["b1"].state == "running"
 
 
 def test_no_preemption_for_a_job_that_can_start_soon_anyway():
-    sched = Scheduler(one_pool_fleet(nodes=1), PolicySpec.parse("fairshare"))
+    config = SchedulerConfig(reclaim_after_s=0, preempt_start_horizon_s=1800)
+    sched = Scheduler(one_pool_fleet(nodes=1), PolicySpec.parse("fairshare"), config=config)
     sched.submit(make_job("a1", gpus=8, tenant="a", duration=5000, time_limit_s=5000), 0)
     sched.schedule(0)
-    sched.submit(make_job("b1", gpus=8, tenant="b", submit=4000), 4000)
+    sched.submit(make_job("b1", gpus=4, tenant="b", submit=4000), 4000)
     # a1 has run past its exempt time and a borrows everything, but its time limit ends
     # 1000 s from now, inside the start horizon: no point throwing its work away.
     assert [d for d in sched.schedule(4000, full=True) if isinstance(d, Preempt)] == []
+    # Without the horizon the same state reclaims: the horizon was the reason.
+    eager = Scheduler(
+        one_pool_fleet(nodes=1),
+        PolicySpec.parse("fairshare"),
+        config=SchedulerConfig(reclaim_after_s=0, preempt_start_horizon_s=0),
+    )
+    eager.submit(make_job("a1", gpus=8, tenant="a", duration=5000, time_limit_s=5000), 0)
+    eager.schedule(0)
+    eager.submit(make_job("b1", gpus=4, tenant="b", submit=4000), 4000)
+    assert [d for d in eager.schedule(4000, full=True) if isinstance(d, Preempt)] != []
 
 
 def test_urgent_work_preempts_at_once():
