@@ -847,3 +847,7 @@ class Scheduler:
         queued = sum(1 for _ in self.queue)
         if queued != self.queue.size:
             raise AssertionError("queue size out of step with its lists")
+
+    def set_weight(self, tenant: str, weight: float) -> None:
+        self.weights[tenant] = weight
+        self._recompute_nominal()
