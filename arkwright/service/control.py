@@ -163,7 +163,7 @@ class ControlPlane:
 
     def _step_down(self, why: str) -> None:
         if self.is_leader:
-            log.error("%s no longer leads: %s", self.identity, why)
+            log.warning("%s no longer leads: %s", self.identity, why)
         self.is_leader = False
         self.store.epoch = None
         self.election.release()
@@ -453,6 +453,14 @@ class ControlPlane:
         self.intake.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        with self._step_lock:
+            # The lock goes, so a successor can lead at once; this replica's epoch stays
+            # valid (its writes fenced by it) until one does.
+            self.election.release()
+        self.stopper.shutdown()
+        engine = self.sessions.kw.get("bind")
+        if engine is not None:  # idle connections go back (the engine stays usable)
+            engine.dispose()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

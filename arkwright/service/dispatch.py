@@ -68,7 +68,8 @@ class Stopper:
         self.store = store
         self.backends = backends
         self.tries = tries
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="arkwright-stop")
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._in_flight: set[int] = set()
 
@@ -79,7 +80,11 @@ class Stopper:
                 if stop[0] in self._in_flight:
                     continue
                 self._in_flight.add(stop[0])
-            self._pool.submit(self._carry_out, *stop)
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.workers, "arkwright-stop")
+                pool = self._pool
+            pool.submit(self._carry_out, *stop)
 
     def replay(self) -> None:
         """A new leader: stops the previous one committed but did not finish."""
@@ -102,4 +107,8 @@ class Stopper:
                 self._in_flight.discard(stop_id)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=False)
+        """Stops under way finish on their own threads; a later send starts new ones."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=False)
