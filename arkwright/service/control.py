@@ -435,6 +435,11 @@ class ControlPlane:
                     result = f"unknown request {request.kind!r}"
             except KeyError as exc:
                 result = f"unknown: {exc}"
+            except (StoreUnavailable, NotLeader):
+                raise  # the request stays open; the next step (or leader) carries it out
+            except Exception as exc:  # a bug: answer it, so one request blocks no other
+                log.exception("request %s %s failed", request.kind, request.target)
+                result = f"failed: {exc}"
             with self.lock, self._transaction() as writes:
                 writes.requests_done.append((request.id, str(result)))
 
