@@ -32,10 +32,10 @@ from arkwright.core.job import Job, JobState
 from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import Scheduler, SchedulerConfig
 from arkwright.core.throughput import ThroughputTable
-from arkwright.service import outcomes, recovery
+from arkwright.service import loop, outcomes, recovery, replicas
 from arkwright.service.cordons import CordonReason, Cordons
 from arkwright.service.db import JobRow, PoolStateRow, SiteStateRow
-from arkwright.service.dispatch import RetryPolicy, Stopper, launch_all
+from arkwright.service.dispatch import RetryPolicy, Stopper
 from arkwright.service.errors import (
     AdmissionError,
     IdempotencyConflict,
@@ -62,9 +62,6 @@ __all__ = [
     "to_epoch",
 ]
 log = logging.getLogger("arkwright.control")
-REQUEST_WAIT_S = 15.0  # a standby waits this long for the leader to carry out an action
-FOLLOW_EVERY_S = 1.0  # a standby refreshes its read model and bids for the lead this often
-CHECK_LEAD_EVERY_S = 1.0  # the leader checks it still holds its lock this often
 
 
 @dataclass
@@ -252,7 +249,7 @@ class ControlPlane:
         the running scheduler uses the new weights at once."""
         self.intake.load_tenants()
         if not self.is_leader:
-            self._ask_leader("tenants", "", "arkwright", {})
+            replicas.ask_leader(self, "tenants", "", "arkwright", {})
             return
         weights = self.store.tenant_weights()
         with self.lock:
@@ -277,7 +274,7 @@ class ControlPlane:
                 raise KeyError(job_id)
             if row.state not in ACTIVE:
                 return row.state
-            return self._ask_leader("cancel", job_id, actor, {}) or row.state
+            return replicas.ask_leader(self, "cancel", job_id, actor, {}) or row.state
         now = self.clock()
         with self.lock:
             self._require_core()
@@ -320,7 +317,9 @@ class ControlPlane:
     def set_pool_cordoned(self, pool_name: str, cordoned: bool, reason: str, actor: str) -> None:
         """An admin's cordon: one reason among others (site down, resting) for the pool."""
         if not self.is_leader:
-            self._ask_leader("cordon", pool_name, actor, {"cordoned": cordoned, "reason": reason})
+            replicas.ask_leader(
+                self, "cordon", pool_name, actor, {"cordoned": cordoned, "reason": reason}
+            )
             return
         with self.lock:
             self._require_core()
@@ -343,7 +342,9 @@ class ControlPlane:
         """Mark a site down (its running work is lost and re-queued) or up again. Marking
         it up lifts only the site-down reason: an admin's pool cordon stays."""
         if not self.is_leader:
-            answer = self._ask_leader("site", site_name, actor, {"down": down, "reason": reason})
+            answer = replicas.ask_leader(
+                self, "site", site_name, actor, {"down": down, "reason": reason}
+            )
             return int(answer or 0)
         requeued = 0
         now = self.clock()
@@ -400,49 +401,6 @@ class ControlPlane:
 
     # ------------------------------------------------- requests between replicas
 
-    def _ask_leader(self, kind: str, target: str, actor: str, args: dict) -> str | None:
-        """A standby's action for the leader; waits (bounded) for its answer."""
-        request = self.store.ask_leader(kind, target, actor, args)
-        deadline = time.monotonic() + REQUEST_WAIT_S
-        while time.monotonic() < deadline:
-            answer = self.store.answer(request)
-            if answer is not None:
-                return answer
-            time.sleep(0.05)
-        raise StoreUnavailable(f"the leader did not carry out {kind} in {REQUEST_WAIT_S:g} s")
-
-    def _answer_requests(self) -> None:
-        for request in self.store.open_requests():
-            args = request.args or {}
-            try:
-                if request.kind == "cancel":
-                    result = self.cancel(request.target, request.actor)
-                elif request.kind == "cordon":
-                    self.set_pool_cordoned(
-                        request.target, args["cordoned"], args["reason"], request.actor
-                    )
-                    result = "ok"
-                elif request.kind == "site":
-                    result = str(
-                        self.set_site_down(
-                            request.target, args["down"], args["reason"], request.actor
-                        )
-                    )
-                elif request.kind == "tenants":
-                    self.refresh_tenants()
-                    result = "ok"
-                else:
-                    result = f"unknown request {request.kind!r}"
-            except KeyError as exc:
-                result = f"unknown: {exc}"
-            except (StoreUnavailable, NotLeader):
-                raise  # the request stays open; the next step (or leader) carries it out
-            except Exception as exc:  # a bug: answer it, so one request blocks no other
-                log.exception("request %s %s failed", request.kind, request.target)
-                result = f"failed: {exc}"
-            with self.lock, self._transaction() as writes:
-                writes.requests_done.append((request.id, str(result)))
-
     # --------------------------------------------------------------- the loop
 
     def start(self) -> None:
@@ -479,117 +437,6 @@ class ControlPlane:
     def step(self) -> None:
         with self._step_lock:
             if not self.is_leader:
-                self._follow()
-            if self.is_leader and self._still_leading():
-                self._lead()
-
-    def _follow(self) -> None:
-        """A standby: bid for the lead; meanwhile keep the read model fresh."""
-        if time.monotonic() - self._last_follow < FOLLOW_EVERY_S and self._last_follow:
-            return
-        self._last_follow = time.monotonic()
-        if self.election.try_acquire():
-            self._become_leader()
-            return
-        with self.lock:
-            recovery.rebuild(self)
-
-    def _still_leading(self) -> bool:
-        if time.monotonic() - self._last_lead_check < CHECK_LEAD_EVERY_S:
-            return True
-        self._last_lead_check = time.monotonic()
-        if self.election.still_held():
-            return True
-        self._step_down("the leader lock is gone")
-        return False
-
-    def _lead(self) -> None:
-        now = self.clock()
-        with self.lock:
-            self._require_core()
-        self._answer_requests()
-        self._ask_again(now)
-        polled = [o for b in self._distinct_backends() for o in b.poll(now)]
-        pending, self._unsettled = self._unsettled + polled, []
-        if pending:
-            try:
-                with self.lock, self._transaction() as writes:
-                    outcomes.settle_outcomes(self, writes, pending)
-            except StoreUnavailable:
-                self._unsettled = pending  # the backend forgot them; we must not
-                raise
-        self._record_backend_events()
-        with self.lock:
-            self._take_new_submissions(now)
-            self._release_held(now)
-            self._end_rests(now)
-            if self.history.due(now):
-                self.history.add(now, self.busy_by_site())
-            full = now - self._last_full >= self.full_pass_every_s
-            if full:
-                self._last_full = now
-            started = time.perf_counter()
-            with self._transaction() as writes:
-                decisions = self.scheduler.schedule(now, full=full)
-                elapsed = time.perf_counter() - started
-                starts = outcomes.carry_out(self, writes, decisions, now) if decisions else []
-            self.stats.passes += 1
-            self.stats.last_pass_s = elapsed
-            if self.on_pass:
-                self.on_pass(elapsed)
-            launches = [(s, self._request_for(s)) for s in starts]
-        if launches:
-            results = launch_all(self.backends, launches, lambda i: i in self._resting)
-            with self.lock, self._transaction() as writes:
-                for start, request, result in results:
-                    outcomes.settle_launch(self, writes, start, request, result, now)
-
-    def _release_held(self, now: float) -> None:
-        due = [(job_id, job) for job_id, (job, until) in self._held.items() if until <= now]
-        if not due:
-            return
-        with self._transaction() as writes:
-            for job_id, job in due:
-                del self._held[job_id]
-                for decision in self.scheduler.submit(job, now):
-                    outcomes.reject(self, writes, decision.job, decision.reason, now)
-
-    def _ask_again(self, now: float) -> None:
-        """Placed runs a backend gave no answer for at recovery: ask again (off the lock)."""
-        if not self._unrecovered:
-            return
-        answers = recovery.ask_backends(self, list(self._unrecovered.values()))
-        with self.lock, self._transaction() as writes:
-            for row, found in answers:
-                recovery.apply_answer(self, writes, row, found)
-
-    def _request_for(self, start):
-        from arkwright.backends.base import RunRequest
-
-        job = start.job
-        spec = self._specs.get(job.job_id, {})
-        return RunRequest(
-            job=job,
-            pool=self.fleet.pools[start.pool],
-            allocation=start.allocation,
-            attempt=job.attempts,
-            command=list(spec.get("command") or []),
-            env=dict(spec.get("env") or {}),
-            runtime_s=max(job.duration_s - job.work_done_s, 0.0) / job.speed,
-        )
-
-    def _distinct_backends(self) -> list[Backend]:
-        """Each backend once (sites may share one, as the simulated ones do)."""
-        return list({id(b): b for b in self.backends.values()}.values())
-
-    def _record_backend_events(self) -> None:
-        """Backends that report progress (Slurm's own job states) add to job histories."""
-        now = self.clock()
-        writes = Writes()
-        for backend in self._distinct_backends():
-            drain = getattr(backend, "drain_events", None)
-            if drain is not None:
-                for job_id, kind, detail in drain():
-                    outcomes.event(writes, job_id, kind, detail, now)
-        if writes:
-            self.store.write(writes)
+                loop.follow(self)
+            if self.is_leader and loop.still_leading(self):
+                loop.lead(self)
