@@ -153,7 +153,7 @@ class ControlPlane:
 
     def _become_leader(self) -> dict[str, int]:
         epoch = self.store.take_leadership(self.identity)
-        log.warning("%s leads (epoch %d)", self.identity, epoch)
+        log.info("%s leads (epoch %d)", self.identity, epoch)
         self.is_leader = True
         self._last_lead_check = time.monotonic()
         return recovery.recover(self)

@@ -34,6 +34,7 @@ class _Waiting:
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
     stored: JobRow | None = None
+    fresh: bool = True  # False when another replica had stored the same key first
 
 
 class Intake:
@@ -106,7 +107,8 @@ class Intake:
                 self._wake.set()
         if created and not self.serving:  # no writer: commit this one here and now
             self._commit_waiting()
-        return self._settled(waiting), created
+        row = self._settled(waiting)
+        return row, created and waiting.fresh
 
     def _earlier(
         self, user_id: int, key: str, stored: dict, tenant: str
@@ -228,7 +230,7 @@ class Intake:
                 return
             if earlier is not None:
                 if earlier.spec == row["spec"] and earlier.tenant == waiting.tenant:
-                    waiting.stored = earlier
+                    waiting.stored, waiting.fresh = earlier, False
                 else:
                     waiting.error = IdempotencyConflict(
                         _conflict(row["idempotency_key"], earlier.id)

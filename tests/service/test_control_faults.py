@@ -31,7 +31,7 @@ from arkwright.service.db import (
     session_factory,
 )
 from arkwright.service.dispatch import RetryPolicy
-from arkwright.service.errors import StoreUnavailable
+from arkwright.service.errors import IdempotencyConflict, StoreUnavailable
 from arkwright.service.schema import JobSubmit
 from arkwright.service.server import ServiceConfig, bootstrap_admin
 from arkwright.service.shares import entitled_shares
@@ -388,3 +388,29 @@ def test_relative_data_directories_are_made_absolute_once(tmp_path, monkeypatch)
     config = ServiceConfig(load_fleet("local"), Path("arkwright-data"), "sqlite:///x/a.db")
     assert config.data_dir == tmp_path / "arkwright-data"
     assert config.url == f"sqlite:///{tmp_path / 'x' / 'a.db'}"
+
+
+def test_the_same_key_stored_first_by_another_replica_answers_with_its_job(rig, monkeypatch):
+    control, _ = rig
+    first = submit(control, key="k-2")
+    # This replica looked before the other's commit (the race window), then inserts.
+    monkeypatch.setattr(control.store, "by_idempotency_key", _none_once(control.store))
+    row, created = control.submit(
+        JobSubmit(gpus=1, time="1h", command=["true"]), "research", 1, "test", "k-2"
+    )
+    assert row.id == first and not created and count(control, JobRow) == 1
+    different = JobSubmit(gpus=2, time="1h", command=["true"])
+    monkeypatch.setattr(control.store, "by_idempotency_key", _none_once(control.store))
+    with pytest.raises(IdempotencyConflict):
+        control.submit(different, "research", 1, "test", "k-2")
+
+
+def _none_once(store):
+    real = type(store).by_idempotency_key.__get__(store)
+    calls = []
+
+    def lookup(user_id, key):
+        calls.append(key)
+        return None if len(calls) == 1 else real(user_id, key)
+
+    return lookup
