@@ -126,6 +126,7 @@ class ControlPlane:
         self._unrecovered: dict[str, JobRow] = {}  # placed runs a backend has not answered for
         self._unadoptable: dict[str, tuple[JobRow, str]] = {}
         self._unsettled: list[Outcome] = []  # outcomes whose commit failed: settle again
+        self._unsettled_launches: list = []  # start answers whose commit failed: again
         self._seen_seq = 0  # the intake's high-water mark: jobs numbered up to it are taken
         self._stale = False  # a rollback could not rebuild (database down): rebuild first
         self._wake = threading.Event()

@@ -9,10 +9,11 @@ results, committed. A standby bids for the lead and refreshes its read model.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
-from arkwright.backends.base import Backend, RunRequest
+from arkwright.backends.base import Backend, Outcome, RunRequest
 from arkwright.core.decisions import Start
 from arkwright.service import outcomes, recovery
 from arkwright.service.dispatch import launch_all
@@ -23,6 +24,7 @@ from arkwright.service.store import Writes
 if TYPE_CHECKING:
     from arkwright.service.control import ControlPlane
 
+log = logging.getLogger("arkwright.control")
 FOLLOW_EVERY_S = 1.0  # a standby refreshes its read model and bids for the lead this often
 CHECK_LEAD_EVERY_S = 1.0  # the leader checks it still holds its lock this often
 
@@ -55,8 +57,10 @@ def lead(cp: ControlPlane) -> None:
         cp._require_core()
     answer_requests(cp)
     ask_again(cp, now)
-    polled = [o for b in distinct_backends(cp) for o in b.poll(now)]
-    pending, cp._unsettled = cp._unsettled + polled, []
+    if cp._unsettled_launches:  # started, but their commit failed: record them now
+        results, cp._unsettled_launches = cp._unsettled_launches, []
+        settle_launches(cp, results, now)
+    pending, cp._unsettled = cp._unsettled + poll_all(cp, now), []
     if pending:
         try:
             with cp.lock, cp._transaction() as writes:
@@ -85,10 +89,31 @@ def lead(cp: ControlPlane) -> None:
             cp.on_pass(elapsed)
         launches = [(s, request_for(cp, s)) for s in starts]
     if launches:
-        results = launch_all(cp.backends, launches, lambda i: i in cp._resting)
+        settle_launches(cp, launch_all(cp.backends, launches, lambda i: i in cp._resting), now)
+
+
+def settle_launches(cp: ControlPlane, results: list, now: float) -> None:
+    """Record what the backends said to the starts. If that commit fails, the rebuilt
+    core still holds the runs (committed 'starting'), and the answers are kept to be
+    recorded at the next step: a handle is never forgotten."""
+    try:
         with cp.lock, cp._transaction() as writes:
             for start, request, result in results:
                 outcomes.settle_launch(cp, writes, start, request, result, now)
+    except StoreUnavailable:
+        cp._unsettled_launches = results
+        raise
+
+
+def poll_all(cp: ControlPlane, now: float) -> list[Outcome]:
+    """Every backend's finished runs; one that fails to answer does not stop the rest."""
+    found: list[Outcome] = []
+    for backend in distinct_backends(cp):
+        try:
+            found += backend.poll(now)
+        except Exception:  # its runs stay as they are until it answers
+            log.exception("poll of %s failed", getattr(backend, "name", backend))
+    return found
 
 
 def release_held(cp: ControlPlane, now: float) -> None:

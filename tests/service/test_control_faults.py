@@ -414,3 +414,26 @@ def _none_once(store):
         return None if len(calls) == 1 else real(user_id, key)
 
     return lookup
+
+
+def test_a_failed_commit_of_a_starts_answer_keeps_its_handle(rig, monkeypatch):
+    control, fake = rig
+    job_id = submit(control)
+    real_write = control.store.write
+
+    def failing_write(writes):
+        if any(u.get("state") == RunState.RUNNING for u in writes.updates):
+            raise StoreUnavailable("database write failed: injected")
+        return real_write(writes)
+
+    monkeypatch.setattr(control.store, "write", failing_write)
+    with pytest.raises(StoreUnavailable):
+        control.step()
+    assert job_id in fake.running and rows(control)[job_id].state == RunState.STARTING
+    assert_core_matches_database(control)  # the rebuilt core holds its GPUs
+    monkeypatch.setattr(control.store, "write", real_write)
+    control.step()
+    row = rows(control)[job_id]
+    assert row.state == RunState.RUNNING and row.handle == fake.running[job_id]
+    assert fake.started == [(job_id, 1)], "it must not start a second time"
+    assert_core_matches_database(control)
