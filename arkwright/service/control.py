@@ -296,7 +296,7 @@ class ControlPlane:
                         "finished_at": from_epoch(now),
                     }
                 )
-                outcomes.event(writes, job_id, "cancelled", actor, now)
+                outcomes.event(writes, job_id, RunState.CANCELLED, actor, now)
                 writes.audits.append(
                     {"actor": actor, "action": "cancel", "target": job_id, "detail": ""}
                 )
@@ -430,6 +430,8 @@ class ControlPlane:
         while not self._stop.is_set():
             try:
                 self.step()
+            except StoreUnavailable as exc:  # the database is away: try again next tick
+                log.warning("control loop step: %s", exc)
             except Exception:  # keep scheduling; the failure is logged with its stack
                 log.exception("control loop step failed")
             self._wake.wait(self.tick_s)

@@ -75,7 +75,13 @@ def carry_out(cp: ControlPlane, writes: Writes, decisions: list, now: float) -> 
                     "not_before": None,
                 }
             )
-            event(writes, job.job_id, "starting", f"{pool.name} {list(decision.allocation)}", now)
+            event(
+                writes,
+                job.job_id,
+                RunState.STARTING,
+                f"{pool.name} {list(decision.allocation)}",
+                now,
+            )
             cp._handles.pop(job.job_id, None)
             starts.append(decision)
         elif isinstance(decision, Preempt):
@@ -114,7 +120,7 @@ def reject(cp: ControlPlane, writes: Writes, job: Job, reason: str, now: float) 
             "finished_at": from_epoch(now),
         }
     )
-    event(writes, job.job_id, "rejected", reason, now)
+    event(writes, job.job_id, RunState.REJECTED, reason, now)
     cp._forget(job.job_id)
 
 
@@ -151,7 +157,7 @@ def settle_launch(
             writes.updates.append(
                 {"id": job_id, "state": RunState.RUNNING, "handle": result, "refused_starts": 0}
             )
-            event(writes, job_id, "running", pool.name, now)
+            event(writes, job_id, RunState.RUNNING, pool.name, now)
         else:  # cancelled, preempted or lost while it was being started: stop that run
             writes.stops.append(
                 {
@@ -216,7 +222,7 @@ def fail(cp: ControlPlane, writes: Writes, job: Job, reason: str, now: float) ->
             "finished_at": from_epoch(now),
         }
     )
-    event(writes, job.job_id, "failed", reason, now)
+    event(writes, job.job_id, RunState.FAILED, reason, now)
     cp.scheduler.finish(job.job_id, now)
     cp._forget(job.job_id)
 

@@ -108,7 +108,7 @@ def recover(cp: ControlPlane) -> dict[str, int]:
                     "finished_at": from_epoch(cp.clock()),
                 }
             )
-            event(writes, row.id, "failed", f"cannot re-adopt ({why})", cp.clock())
+            event(writes, row.id, RunState.FAILED, f"cannot re-adopt ({why})", cp.clock())
             site = cp.fleet.pools[cp.pool_index[row.pool]].site.name
             writes.stops.append(
                 {
