@@ -217,12 +217,23 @@ class Store:
                 select(JobRow).where(JobRow.user_id == user_id, JobRow.idempotency_key == key)
             )
 
-    def new_submissions(self, after_seq: int, limit: int = 5000) -> list[JobRow]:
-        """Jobs numbered above `after_seq`, in number order (the leader's intake)."""
+    def new_submissions(self, after_seq: int, limit: int = 5000) -> list:
+        """Jobs numbered above `after_seq`, in number order (the leader's intake): plain
+        rows of the columns the core needs (no ORM objects on this hot path)."""
+        columns = (
+            JobRow.id,
+            JobRow.seq,
+            JobRow.tenant,
+            JobRow.spec,
+            JobRow.state,
+            JobRow.work_done_s,
+            JobRow.attempts,
+            JobRow.submitted_at,
+        )
         with self._reading() as session:
             return list(
-                session.scalars(
-                    select(JobRow).where(JobRow.seq > after_seq).order_by(JobRow.seq).limit(limit)
+                session.execute(
+                    select(*columns).where(JobRow.seq > after_seq).order_by(JobRow.seq).limit(limit)
                 )
             )
 
