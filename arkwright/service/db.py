@@ -90,6 +90,11 @@ class JobRow(Base):
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Bounded retries (migration 0003): runs lost through no fault of the job, starts a
+    # site refused in a row, and the earliest time the job may be placed again (backoff).
+    lost_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refused_starts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class JobEventRow(Base):
@@ -142,6 +147,55 @@ class SiteStateRow(Base):
     site: Mapped[str] = mapped_column(String(128), primary_key=True)
     down: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class CounterRow(Base):
+    """Sequences every replica shares: the next job number is taken in the insert's own
+    transaction, so ids never collide across replicas and commit in the order taken."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LeadershipRow(Base):
+    """One row: the fencing token. Each new leader increments `epoch`; every leader write
+    checks it still holds the epoch it took, so a deposed leader's writes are refused."""
+
+    __tablename__ = "leadership"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    holder: Mapped[str] = mapped_column(String(256), default="")
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RunStopRow(Base):
+    """Outbox of backend cancels: written in the transaction that stops a run (cancel,
+    preemption, lost, stale start), deleted once the backend confirmed. A leader replays
+    what is left, so a stopped job's run is never left running untracked."""
+
+    __tablename__ = "run_stops"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(40), index=True)
+    site: Mapped[str] = mapped_column(String(128))
+    handle: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ControlRequestRow(Base):
+    """An action a replica that does not lead asks the leader to carry out (cancel a job,
+    cordon a pool, mark a site, reload programmes); the leader sets done_at and result."""
+
+    __tablename__ = "control_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(256), default="")
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    args: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    result: Mapped[str] = mapped_column(Text, default="")
 
 
 def default_url(data_dir: Path) -> str:

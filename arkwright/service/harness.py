@@ -31,9 +31,16 @@ def wipe_database(url: str) -> str:
 
 
 def start_server(
-    db_url: str, data_dir: Path, port: int, *extra: str, timeout_s: float = 30.0
+    db_url: str,
+    data_dir: Path,
+    port: int,
+    *extra: str,
+    timeout_s: float = 30.0,
+    log: Path | None = None,
 ) -> subprocess.Popen:
-    """Start `arkwright serve` in its own session and wait until /healthz answers."""
+    """Start `arkwright serve` in its own session and wait until /healthz answers.
+    Its output goes to `log` when given (else nowhere)."""
+    output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [
             sys.executable,
@@ -48,10 +55,12 @@ def start_server(
             str(port),
             *extra,
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
         start_new_session=True,
     )
+    if log is not None:
+        output.close()  # the child has its own descriptor
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

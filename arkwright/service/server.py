@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from arkwright.service.db import (
     migrate,
     session_factory,
 )
+from arkwright.service.dispatch import RetryPolicy
 from arkwright.sim.throughput_file import table_for
 
 log = logging.getLogger("arkwright.server")
@@ -39,6 +40,14 @@ class ServiceConfig:
     tick_s: float = 0.2
     history_every_s: float = 60.0
     requeue_lost: bool = True  # place lost work again (else fail it with the reason)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        # Resolved once, here: runners start in their own run directory, so a relative
+        # data directory (the default `arkwright-data`) would name a different place for
+        # them and every local job would fail.
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        self.db_url = absolute_sqlite_url(self.db_url) if self.db_url else None
 
     @property
     def url(self) -> str:
@@ -79,10 +88,22 @@ def build_control(config: ServiceConfig) -> ControlPlane:
         tick_s=config.tick_s,
         history_every_s=config.history_every_s,
         requeue_lost=config.requeue_lost,
+        retry=config.retry,
     )
     control.ensure_tenants()
     control.recover()
     return control
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """A SQLite URL with a relative file path, made absolute (other URLs unchanged)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite:///:memory:":
+        return url
+    path = url[len(prefix) :]
+    if path.startswith("/"):
+        return url
+    return prefix + str(Path(path).resolve())
 
 
 class AlreadyBootstrapped(RuntimeError):
