@@ -93,6 +93,18 @@ def test_readme_first_job_from_an_empty_directory(tmp_path: Path) -> None:
         assert logs.text == "hello\n"
         # The default data directory is where the README says: under the directory served from.
         assert (home / "arkwright-data" / "arkwright.db").exists()
+        # The admin's next step: a token that expires, made from the CLI.
+        made = subprocess.run(
+            [*ark, "admin", "token", "--ttl", "30d"],
+            env=client_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert "valid until 20" in made.stdout
+        fresh = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+        assert httpx.get(f"{url}/v1/jobs", headers=fresh, timeout=5).status_code == 200
     finally:
         server.terminate()
         try:

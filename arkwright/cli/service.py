@@ -99,3 +99,41 @@ def admin_bootstrap(
         token_file.write_text(token + "\n")
     console.print(f"admin token for {name} (shown once; keep it safe):")
     print(token)
+
+
+@admin_app.command("token")
+def admin_token(
+    user: str | None = typer.Option(None, help="Whose token (default: yours)."),
+    ttl: str | None = typer.Option(
+        None, help="Lifetime, e.g. 30d or 12h (default: until revoked)."
+    ),
+    rotate: str | None = typer.Option(
+        None, help="Replace the token with this prefix by the new one, atomically."
+    ),
+) -> None:
+    """Make a token over the API (ARKWRIGHT_URL, ARKWRIGHT_TOKEN), or rotate one."""
+    from arkwright.client import ApiError, Client
+
+    client = Client.from_env()
+    try:
+        made = client.rotate_token(rotate, ttl) if rotate else client.create_token(user, ttl)
+    except ApiError as exc:
+        raise fail(str(exc)) from None
+    until = (made.get("expires_at") or "revoked")[:16].replace("T", " ")
+    console.print(
+        f"token {made['prefix']} for {made['user']}, valid until {until} (shown once):",
+        soft_wrap=True,
+    )
+    print(made["token"])
+
+
+@admin_app.command("revoke")
+def admin_revoke(prefix: str = typer.Argument(..., help="The token's prefix (ark_…).")) -> None:
+    """Revoke a token by its prefix."""
+    from arkwright.client import ApiError, Client
+
+    try:
+        Client.from_env().revoke_token(prefix)
+    except ApiError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"revoked {prefix}")
