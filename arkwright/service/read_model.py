@@ -121,7 +121,8 @@ def list_jobs(
         query = query.where(JobRow.seq < before_seq)
     if search:
         query = query.where(JobRow.name.contains(search) | JobRow.id.contains(search))
-    rows = session.execute(query).all()
+    # Core, not the ORM: plain column rows need none of its identity-map bookkeeping.
+    rows = session.connection().execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return [_job_view(r, r.user) for r in rows], (rows[-1].seq if more else None)
@@ -129,7 +130,7 @@ def list_jobs(
 
 def find_job(session: Session, me: Principal, job_id: str) -> dict | None:
     """The job's view, or None when it is absent or belongs to another programme."""
-    row = session.execute(_jobs_select(me).where(JobRow.id == job_id)).first()
+    row = session.connection().execute(_jobs_select(me).where(JobRow.id == job_id)).first()
     return None if row is None else _job_view(row, row.user)
 
 

@@ -141,9 +141,9 @@ async def submit(
 
 
 @router.get("", response_model=JobPage)
-def list_jobs(
+async def list_jobs(
     me: Me,
-    session: Db,
+    control: Control,
     state: Annotated[str | None, Query(max_length=256)] = None,
     tenant: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(gt=0, le=1000)] = 100,
@@ -151,14 +151,16 @@ def list_jobs(
 ) -> Response:
     """Your programme's jobs (every job, for an admin), newest first; pass `next_cursor`
     back as `cursor` for the next page."""
-    items, next_seq = read_model.list_jobs(
-        session,
-        me,
-        tenant=tenant,
-        states=[s for s in (state or "").split(",") if s],
-        limit=limit,
-        before_seq=decode_cursor(cursor) if cursor else None,
-    )
+    before_seq = decode_cursor(cursor) if cursor else None
+    states = [s for s in (state or "").split(",") if s]
+
+    def read() -> tuple[list[dict], int | None]:  # one hop to a worker thread, not three
+        with control.sessions() as session:
+            return read_model.list_jobs(
+                session, me, tenant=tenant, states=states, limit=limit, before_seq=before_seq
+            )
+
+    items, next_seq = await run_in_threadpool(read)
     next_cursor = encode_cursor(next_seq) if next_seq is not None else None
     return _json({"items": items, "next_cursor": next_cursor})
 
@@ -174,8 +176,12 @@ JobId = Annotated[str, Path(max_length=64)]
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: JobId, me: Me, session: Db) -> Response:
-    return _json(_visible(session, me, job_id))
+async def get_job(job_id: JobId, me: Me, control: Control) -> Response:
+    def read() -> dict:
+        with control.sessions() as session:
+            return _visible(session, me, job_id)
+
+    return _json(await run_in_threadpool(read))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
