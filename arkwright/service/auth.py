@@ -54,11 +54,15 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def issue_token(session: Session, user: UserRow, ttl_s: float | None = None) -> str:
-    """A new token for `user`, added to the session (the caller commits); it expires after
-    `ttl_s` seconds, or never."""
+def expiry(ttl_s: float | None, now: datetime | None = None) -> datetime | None:
+    """When a token made `now` with a lifetime of `ttl_s` seconds expires (None: never)."""
+    return (now or utcnow()) + timedelta(seconds=ttl_s) if ttl_s is not None else None
+
+
+def issue_token(session: Session, user: UserRow, expires: datetime | None = None) -> str:
+    """A new token for `user`, added to the session (the caller commits); it stops working
+    at `expires`, or lives until revoked."""
     token = new_token()
-    expires = utcnow() + timedelta(seconds=ttl_s) if ttl_s is not None else None
     session.add(
         TokenRow(
             user_id=user.id,

@@ -6,7 +6,7 @@ words): revoking or rotating by prefix must not tell a caller which prefixes exi
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from arkwright.service.api.deps import Db, Me, require
 from arkwright.service.api.errors import ERRORS
-from arkwright.service.auth import PREFIX_CHARS, Principal, issue_token, live_token
+from arkwright.service.auth import PREFIX_CHARS, Principal, expiry, issue_token, live_token
 from arkwright.service.db import AuditRow, TenantRow, UserRow, utcnow
 from arkwright.service.schema import TokenOut, UserIn
 from arkwright.timefmt import format_duration, parse_duration
@@ -43,8 +43,7 @@ def _ttl_seconds(ttl: str | None) -> float | None:
     return seconds
 
 
-def _token_out(token: str, user: str, ttl_s: float | None) -> TokenOut:
-    expires = utcnow() + timedelta(seconds=ttl_s) if ttl_s is not None else None
+def _token_out(token: str, user: str, expires: datetime | None) -> TokenOut:
     return TokenOut(token=token, prefix=token[:PREFIX_CHARS], user=user, expires_at=expires)
 
 
@@ -58,7 +57,7 @@ def _user_in_reach(session: Session, me: Principal, name: str) -> UserRow:
 @router.post("/users", status_code=201, response_model=TokenOut)
 def create_user(body: UserIn, me: Me, session: Db, ttl: Ttl = None) -> TokenOut:
     require(me, "admin", "tenant-admin")
-    ttl_s = _ttl_seconds(ttl)
+    expires = expiry(_ttl_seconds(ttl))
     tenant = body.tenant if me.is_admin else me.tenant
     if body.role == "admin" and not me.is_admin:
         raise HTTPException(403, "only an admin may create an admin")
@@ -72,8 +71,8 @@ def create_user(body: UserIn, me: Me, session: Db, ttl: Ttl = None) -> TokenOut:
         )
         session.add(user)
         session.flush()
-        token = issue_token(session, user, ttl_s)
-        out = _token_out(token, body.name, ttl_s)
+        token = issue_token(session, user, expires)
+        out = _token_out(token, body.name, expires)
         session.add(
             AuditRow(
                 actor=me.name,
@@ -97,10 +96,10 @@ def create_token(
     ttl: Ttl = None,
 ) -> TokenOut:
     """A new token for yourself, or for a user you manage."""
-    ttl_s = _ttl_seconds(ttl)
+    expires = expiry(_ttl_seconds(ttl))
     target = _user_in_reach(session, me, user or me.name)
-    token = issue_token(session, target, ttl_s)
-    out = _token_out(token, target.name, ttl_s)
+    token = issue_token(session, target, expires)
+    out = _token_out(token, target.name, expires)
     session.add(AuditRow(actor=me.name, action="create-token", target=target.name))
     session.commit()
     return out
@@ -116,14 +115,14 @@ def rotate_token(
 ) -> TokenOut:
     """Replace a token by a new one for the same user, in one commit: there is no moment
     when both work, and none when neither does."""
-    ttl_s = _ttl_seconds(ttl)
+    expires = expiry(_ttl_seconds(ttl))
     old = live_token(session, me, prefix)
     if old is None:
         raise _no_live_token(prefix)
     owner = session.get(UserRow, old.user_id)
     old.revoked_at = utcnow()
-    token = issue_token(session, owner, ttl_s)
-    out = _token_out(token, owner.name, ttl_s)
+    token = issue_token(session, owner, expires)
+    out = _token_out(token, owner.name, expires)
     session.add(AuditRow(actor=me.name, action="rotate-token", target=prefix, detail=out.prefix))
     session.commit()
     request.app.state.tokens.forget(old.token_hash)
