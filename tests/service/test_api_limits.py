@@ -111,6 +111,9 @@ def test_a_body_over_the_limit_is_413_even_without_a_length(service):
         ("/v1/jobs/j-0000001/logs?stream=journal", 422),
         ("/v1/jobs/" + "j" * 100, 422),
         ("/v1/tokens/" + "p" * 40, 422),
+        ("/v1/jobs?tenant=research%00", 400),
+        ("/v1/jobs/j-0000001%00", 400),
+        ("/jobs?q=%00", 400),
     ],
 )
 def test_bad_queries_are_4xx(service, path, status):

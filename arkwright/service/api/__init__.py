@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from arkwright.service.api import admin, fleet, health, jobs, overview, programmes
-from arkwright.service.api.errors import BodyLimit, invalid_request
+from arkwright.service.api.errors import BodyLimit, NoNulInUrl, invalid_request
 from arkwright.service.auth import TokenCache
 from arkwright.service.control import ControlPlane
 from arkwright.service.dashboard import mount_dashboard
@@ -44,6 +44,7 @@ def create_app(
     app.state.limits = limits
     app.state.metrics = health.metrics_registry(control)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(NoNulInUrl)
     app.add_exception_handler(RequestValidationError, invalid_request)
     for router in ROUTERS:
         app.include_router(router)

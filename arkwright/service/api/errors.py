@@ -120,6 +120,23 @@ class BodyLimit:
         await response({"type": "http"}, _nothing, send)
 
 
+class NoNulInUrl:
+    """Refuse a NUL in the path or query with 400: no name we hold contains one, and
+    PostgreSQL refuses one in any text it is asked to compare (a 500 otherwise)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        ):
+            response = JSONResponse({"detail": "a NUL in the URL"}, status_code=400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 
