@@ -29,13 +29,15 @@ run: $(STAMP)
 
 # The live service with the embedded defaults: SQLite in arkwright-data/, the `local`
 # fleet (this machine runs real processes; two remote sites run in scaled time).
+# `serve` resolves a relative --data-dir itself; abspath only makes the echoed path exact.
 DATA ?= arkwright-data
+PORT ?= 8765
 serve: $(STAMP)
 	@test -s $(DATA)/admin.token || $(BIN)/arkwright admin bootstrap --data-dir $(DATA) \
 		--token-file $(DATA)/admin.token >/dev/null
-	@echo "Dashboard and API: http://127.0.0.1:8765  (log in with the token; OpenAPI at /docs, metrics at /metrics)"
+	@echo "Dashboard and API: http://127.0.0.1:$(PORT)  (log in with the token; OpenAPI at /docs, metrics at /metrics)"
 	@echo "Token: $$(cat $(DATA)/admin.token)  (export ARKWRIGHT_TOKEN=... for the CLI)"
-	$(BIN)/arkwright serve --fleet local --data-dir $(DATA)
+	$(BIN)/arkwright serve --fleet local --data-dir $(abspath $(DATA)) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check arkwright tests bench

@@ -80,3 +80,14 @@ class Client:
 
     def usage(self) -> dict:
         return self._request("GET", "/v1/usage").json()
+
+    def create_token(self, user: str | None = None, ttl: str | None = None) -> dict:
+        params = {k: v for k, v in (("user", user), ("ttl", ttl)) if v is not None}
+        return self._request("POST", "/v1/tokens", params=params).json()
+
+    def rotate_token(self, prefix: str, ttl: str | None = None) -> dict:
+        params = {"ttl": ttl} if ttl is not None else {}
+        return self._request("POST", f"/v1/tokens/{prefix}/rotate", params=params).json()
+
+    def revoke_token(self, prefix: str) -> dict:
+        return self._request("DELETE", f"/v1/tokens/{prefix}").json()

@@ -2,6 +2,7 @@
 
     python bench/api.py                       # SQLite; PostgreSQL too if ARKWRIGHT_TEST_PG_URL
     python bench/api.py --client python       # Python clients instead of wrk
+    python bench/api.py --baseline DIR        # also the `arkwright` package in DIR, same run
 
 For each database: starts `arkwright serve` (one process, uvicorn) on loopback and drives
 it with concurrent keep-alive clients that submit jobs, listing jobs on every tenth
@@ -16,12 +17,14 @@ pass with its decisions committed to the database.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -53,9 +56,21 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def bootstrap_in_subprocess(url: str) -> str:
+    """The admin token, made by the `arkwright` the server will import (PYTHONPATH), so a
+    baseline's schema is its own."""
+    out = subprocess.run(
+        [sys.executable, "-m", "arkwright", "admin", "bootstrap", "--db", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
 def load_wrk(url: str, clients: int, seconds: float) -> dict:
     data = Path(tempfile.mkdtemp(prefix="arkwright-bench-"))
-    token = bootstrap_admin(wipe_if_postgres(url))
+    token = bootstrap_in_subprocess(wipe_if_postgres(url))
     port = free_port()
     server = start_server(url, data, port, "--fleet", "uk-2026")
     script = Path(__file__).with_name("api_load.lua")
@@ -184,6 +199,22 @@ def pass_with_queue(url: str, queued: int) -> tuple[float, float, int]:
     return timings["core"], step_s, control.scheduler.running
 
 
+@contextlib.contextmanager
+def _package_from(path: Path | None):
+    """Servers started inside import `arkwright` from `path` (PYTHONPATH comes before the
+    editable install), or from this checkout when `path` is None."""
+    saved = os.environ.get("PYTHONPATH")
+    if path is not None:
+        os.environ["PYTHONPATH"] = str(path.resolve())
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
@@ -191,6 +222,15 @@ def main() -> None:
     parser.add_argument("--queued", type=int, default=10_000)
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--seconds", type=float, default=15.0, help="wrk run length")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="A directory holding another version's `arkwright` package (e.g. from "
+        "`git archive`): its server is measured too, alternating with this one's.",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="Alternations with --baseline.")
+    parser.add_argument("--skip-step", action="store_true", help="Skip the control-plane step.")
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
     # Each run gets an empty database: a new SQLite file, or the PostgreSQL one wiped.
@@ -204,13 +244,20 @@ def main() -> None:
             f"wrk: {args.clients} connections for {args.seconds:g} s, a list every 10th "
             "request; one uvicorn process; 2-core machine (wrk shares it)"
         )
-        print(f"{'database':<12}{'subs/s':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-        for name, url in databases:
-            r = load_wrk(url(), args.clients, args.seconds)
-            print(
-                f"{name:<12}{r['per_s']:>9,.0f}{r['requests_s']:>9,.0f}{r['p50_ms']:>9.1f}"
-                f"{r['p99_ms']:>9.1f}{r['errors']:>9}"
-            )
+        print(
+            f"{'database':<12}{'code':<10}{'subs/s':>9}{'req/s':>9}{'p50 ms':>9}"
+            f"{'p99 ms':>9}{'non-2xx':>9}"
+        )
+        versions = [("this", None)] + ([("baseline", args.baseline)] if args.baseline else [])
+        for _ in range(args.rounds):
+            for name, url in databases:
+                for version, path in versions:
+                    with _package_from(path):
+                        r = load_wrk(url(), args.clients, args.seconds)
+                    print(
+                        f"{name:<12}{version:<10}{r['per_s']:>9,.0f}{r['requests_s']:>9,.0f}"
+                        f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>9}"
+                    )
     else:
         print(
             f"{args.clients} Python client threads, {args.jobs:,} submissions, a list every "
@@ -227,6 +274,8 @@ def main() -> None:
                 f"{r['list_p50_ms']:>10.1f}{r['list_p99_ms']:>10.1f}{r['errors']:>8}"
                 + (f"  e.g. {r['first_error']}" if r["errors"] else "")
             )
+    if args.skip_step:
+        return
     print(f"\nOne control-plane step with {args.queued:,} jobs queued on uk-2026")
     for name, url in databases:
         core_s, step_s, started = pass_with_queue(url(), args.queued)

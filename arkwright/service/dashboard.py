@@ -16,20 +16,11 @@ from urllib.parse import urlencode, urlparse
 from fastapi import FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import func, select
 
+from arkwright.service import read_model
 from arkwright.service.auth import Principal
 from arkwright.service.control import ControlPlane
-from arkwright.service.db import JobEventRow, JobRow, UsageRow
-from arkwright.service.overview import overview
-from arkwright.service.views import (
-    SESSION_COOKIE,
-    Me,
-    job_out,
-    jobs_query,
-    lookup_token,
-    user_names,
-)
+from arkwright.service.views import SESSION_COOKIE, lookup_token
 from arkwright.templates import environment
 
 STATIC = Path(__file__).parent / "static"
@@ -69,10 +60,6 @@ def _same_origin(request: Request) -> bool:
 
 def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/v1/overview")
-    def overview_json(me: Me) -> dict:
-        return overview(control, me).as_dict()
 
     # ------------------------------------------------------------------ login
 
@@ -121,7 +108,7 @@ def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
         me = _viewer(request)
         if me is None:
             return _to_login(request)
-        view = overview(control, me)
+        view = read_model.overview(control, me)
         template = "_fleet_live.html" if part == "live" else "fleet.html"
         return _page(template, request, me, view=view, fleet=control.fleet)
 
@@ -139,13 +126,15 @@ def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
         me = _viewer(request)
         if me is None:
             return _to_login(request)
-        query = jobs_query(me, tenant, state).limit(limit)
-        if q:
-            query = query.where(JobRow.name.contains(q) | JobRow.id.contains(q))
         with control.sessions() as session:
-            rows = list(session.scalars(query))
-            names = user_names(session, rows)
-            jobs = [job_out(row, names.get(row.user_id, "")) for row in rows]
+            jobs, _ = read_model.list_jobs(
+                session,
+                me,
+                tenant=tenant or None,
+                states=[s for s in state.split(",") if s],
+                limit=limit,
+                search=q or None,
+            )
         filters = {"state": state, "tenant": tenant, "q": q}
         live = "/jobs?" + urlencode({**{k: v for k, v in filters.items() if v}, "part": "live"})
         template = "_jobs_live.html" if part == "live" else "jobs.html"
@@ -167,26 +156,18 @@ def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
         if me is None:
             return _to_login(request)
         with control.sessions() as session:
-            row = session.get(JobRow, job_id)
-            if row is None or not me.may_see_tenant(row.tenant):
+            job = read_model.find_job(session, me, job_id)
+            if job is None:
                 response = _page("missing.html", request, me, job_id=job_id)
                 response.status_code = 404  # another programme's job is absent, as in the API
                 return response
-            job = job_out(row, user_names(session, [row]).get(row.user_id, ""))
-            events = list(
-                session.scalars(
-                    select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
-                )
-            )
-            usage = session.execute(
-                select(
-                    func.sum(UsageRow.gpu_hours),
-                    func.sum(UsageRow.cost_gbp),
-                    func.sum(UsageRow.energy_kwh),
-                ).where(UsageRow.job_id == job_id)
-            ).one()
-            logs = {stream: _tail(control, row, stream) for stream in ("stdout", "stderr")}
-            allocation = row.allocation
+            events = read_model.job_events(session, job_id)
+            usage = read_model.job_usage(session, job_id)
+            logs = {
+                stream: read_model.tail_log(control, session, job, stream, LOG_TAIL_BYTES)
+                for stream in ("stdout", "stderr")
+            }
+            allocation = read_model.job_allocation(session, job_id)
         template = "_job_live.html" if part == "live" else "job.html"
         return _page(
             template,
@@ -194,11 +175,7 @@ def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
             me,
             job=job,
             events=events,
-            usage={
-                "gpu_hours": usage[0] or 0.0,
-                "cost_gbp": usage[1] or 0.0,
-                "energy_kwh": usage[2] or 0.0,
-            },
+            usage=usage,
             logs=logs,
             allocation=allocation,
         )
@@ -230,25 +207,7 @@ def mount_dashboard(app: FastAPI, control: ControlPlane) -> None:
         if not _same_origin(request):
             raise HTTPException(403, "cancel from the dashboard's own page")
         with control.sessions() as session:
-            row = session.get(JobRow, job_id)
-            if row is None or not me.may_see_tenant(row.tenant):
+            if read_model.find_job(session, me, job_id) is None:
                 raise HTTPException(404, f"no job {job_id!r}")
         control.cancel(job_id, me.name)
         return RedirectResponse(f"/jobs/{job_id}", 303)
-
-
-def _tail(control: ControlPlane, row: JobRow, stream: str) -> str:
-    if not (row.pool and row.handle):
-        return ""
-    site = row.pool.split("/", 1)[0]
-    path = control.backends[site].log_path(row.id, row.handle, stream)
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(size - LOG_TAIL_BYTES, 0))
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""

@@ -1,40 +1,121 @@
-"""What the API takes and gives: Pydantic models at the HTTP boundary."""
+"""What the API takes and gives: Pydantic models at the HTTP boundary.
+
+Every submission is bounded here, before anything stores or runs it (a hostile tenant
+chooses these bytes): command and environment sizes stay well inside what `execve`
+accepts, environment names are ones a shell can export, no string carries a NUL (which
+neither PostgreSQL nor `execve` can take), and durations are finite and below a maximum.
+The limits are a `Limits` the app passes in the validation context, so a deployment can
+change them; the defaults hold without one.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 
 from arkwright.core.gpus import GPU_CATALOGUE
 from arkwright.core.job import PriorityClass
 from arkwright.core.policy_data import Classification, PersonalData
-from arkwright.timefmt import parse_duration
+from arkwright.timefmt import format_duration, parse_duration
 
 Role = Literal["admin", "tenant-admin", "user"]
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may carry. Linux refuses any one argument over 128 KiB and the
+    whole of argv + environ over ~2 MiB; these stay far inside both."""
+
+    max_body_bytes: int = 1 << 20
+    max_command_bytes: int = 64 << 10  # all arguments together, UTF-8
+    max_command_args: int = 4096
+    max_env_bytes: int = 64 << 10  # every NAME=value together, UTF-8
+    max_duration_s: float = 366 * 86400.0  # time limits, expected run times, checkpoints
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def limits_of(info: ValidationInfo) -> Limits:
+    context = info.context or {}
+    return context.get("limits", DEFAULT_LIMITS)
+
+
+def _no_nul(value: Any, where: str) -> None:
+    """Reject a NUL anywhere in a (nested) value: PostgreSQL text and execve can't hold one."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where} must not contain a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key, where)
+            _no_nul(item, where)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(item, where)
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strings_without_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        _no_nul(value, info.field_name or "value")
+        return value
+
+
+# A duration as people write it ("2h", "1-00:00:00") or a number of seconds. Strict
+# members: JSON `true` is not one second, and "1" (a string) is Slurm's one minute.
+DurationIn = Annotated[StrictStr, Field(max_length=32)] | StrictInt | StrictFloat
+ShortName = Annotated[str, Field(max_length=64)]
+
+
+def checked_duration(value: str | float, limits: Limits) -> str | float:
+    """`value` unchanged if it is a finite, positive duration no longer than the maximum."""
+    try:
+        seconds = parse_duration(value)
+    except OverflowError:  # a 400-digit integer has no float
+        raise ValueError("duration out of range") from None
+    if not math.isfinite(seconds) or seconds > limits.max_duration_s:
+        raise ValueError(
+            f"duration longer than the maximum of {format_duration(limits.max_duration_s)}"
+        )
+    return value
+
 
 class JobSubmit(_In):
     name: Annotated[str, Field(max_length=128)] = ""
-    tenant: str | None = None
-    gpus: Annotated[int, Field(gt=0, le=1_000_000)]
-    gpu_type: list[str] | None = None
-    time: str | float = "1h"
-    expected_runtime: str | float | None = None
-    job_type: Annotated[str, Field(max_length=64)] = "default"
-    residency: list[str] | None = None
-    classification: str = "OFFICIAL"
-    personal_data: str = "none"
-    priority: str | int = "normal"
+    tenant: ShortName | None = None
+    gpus: Annotated[StrictInt, Field(gt=0, le=1_000_000)]
+    gpu_type: Annotated[list[ShortName], Field(max_length=64)] | None = None
+    time: DurationIn = "1h"
+    expected_runtime: DurationIn | None = None
+    job_type: ShortName = "default"
+    residency: Annotated[list[ShortName], Field(max_length=64)] | None = None
+    classification: ShortName = "OFFICIAL"
+    personal_data: ShortName = "none"
+    priority: ShortName | Annotated[StrictInt, Field(ge=0, le=3)] = "normal"
     preemptible: bool = True
-    checkpoint_interval: str | float | None = None
+    checkpoint_interval: DurationIn | None = None
     deadline: datetime | None = None
-    sites: list[str] | None = None
+    sites: Annotated[list[ShortName], Field(max_length=256)] | None = None
     command: list[str] = []
     env: dict[str, str] = {}
 
@@ -62,9 +143,30 @@ class JobSubmit(_In):
 
     @field_validator("time", "expected_runtime", "checkpoint_interval")
     @classmethod
-    def _durations(cls, value: str | float | None) -> str | float | None:
-        if value is not None:
-            parse_duration(value)
+    def _durations(cls, value: str | float | None, info: ValidationInfo) -> str | float | None:
+        return None if value is None else checked_duration(value, limits_of(info))
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        limits = limits_of(info)
+        if len(value) > limits.max_command_args:
+            raise ValueError(f"at most {limits.max_command_args} arguments")
+        size = sum(len(arg.encode()) + 1 for arg in value)
+        if size > limits.max_command_bytes:
+            raise ValueError(f"{size} bytes; at most {limits.max_command_bytes} in all")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        limits = limits_of(info)
+        for name in value:
+            if not ENV_NAME.match(name):
+                raise ValueError(f"{name[:64]!r} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
+        size = sum(len(k.encode()) + len(v.encode()) + 2 for k, v in value.items())
+        if size > limits.max_env_bytes:
+            raise ValueError(f"{size} bytes; at most {limits.max_env_bytes} in all")
         return value
 
     @field_validator("classification")
@@ -79,7 +181,7 @@ class JobSubmit(_In):
 
     @field_validator("priority")
     @classmethod
-    def _priority(cls, value: str | int) -> str:
+    def _priority(cls, value: str | int) -> str:  # "high", "2" or 2
         return PriorityClass.parse(value).name.lower()
 
 
@@ -121,14 +223,14 @@ class EventOut(BaseModel):
 
 class TenantIn(_In):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    weight: Annotated[float, Field(gt=0)] = 1.0
-    description: str = ""
-    gpu_hours_allocation: Annotated[float, Field(ge=0)] | None = None
+    weight: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 1.0
+    description: Annotated[str, Field(max_length=1024)] = ""
+    gpu_hours_allocation: Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = None
 
 
 class UserIn(_In):
     name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")]
-    tenant: str | None = None
+    tenant: ShortName | None = None
     role: Role = "user"
 
 
@@ -136,13 +238,14 @@ class TokenOut(BaseModel):
     token: str  # shown once; only its hash is stored
     prefix: str
     user: str
+    expires_at: datetime | None = None  # None: until revoked
 
 
 class PoolPatch(_In):
     cordoned: bool
-    reason: str = ""
+    reason: Annotated[str, Field(max_length=1024)] = ""
 
 
 class SitePatch(_In):
     down: bool
-    reason: str = ""
+    reason: Annotated[str, Field(max_length=1024)] = ""

@@ -1,99 +1,18 @@
-"""CLI commands for the live service: serve, admin bootstrap, and the client commands."""
+"""The client commands: submit, list, inspect, cancel and follow jobs over the API."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import typer
 import yaml
-from rich.table import Table
+from rich.table import Column, Table
 
-from arkwright.cli import app, console, errors, fail
+from arkwright.cli.base import app, console, errors, fail
 from arkwright.client import ApiError, Client
 
-admin_app = typer.Typer(help="Administration.", no_args_is_help=True)
-app.add_typer(admin_app, name="admin")
-
-DATA_DIR = Path(os.environ.get("ARKWRIGHT_DATA", "arkwright-data"))
 ACTIVE = {"pending", "starting", "running"}
-
-
-def _db_url(db: str | None, data_dir: Path) -> str:
-    from arkwright.service.db import default_url
-
-    return db or os.environ.get("ARKWRIGHT_DATABASE_URL") or default_url(data_dir)
-
-
-@app.command()
-def serve(
-    fleet_name: str = typer.Option("local", "--fleet", help="Preset or fleet file."),
-    db: str | None = typer.Option(
-        None, help="Database URL (default: SQLite in --data-dir; or ARKWRIGHT_DATABASE_URL)."
-    ),
-    data_dir: Path = typer.Option(DATA_DIR, help="Where the database and job logs live."),
-    host: str = typer.Option("127.0.0.1"),
-    port: int = typer.Option(8765),
-    policy: str = typer.Option("fairshare+backfill", help="Scheduling policy."),
-    sim_speedup: float = typer.Option(3600.0, help="Simulated sites: job seconds per second."),
-    history_every: float = typer.Option(
-        60.0, help="Seconds between the dashboard's utilisation samples."
-    ),
-    requeue_lost: bool = typer.Option(
-        True,
-        "--requeue-lost/--fail-lost",
-        help="Work a site lost through no fault of the job (a node failed, a controller "
-        "forgot it): place it again, or fail it.",
-    ),
-) -> None:
-    """Run the control plane, its API and the dashboard (at /)."""
-    import uvicorn
-
-    from arkwright.cli import _fleet, _policy
-    from arkwright.service.app import create_app
-    from arkwright.service.server import ServiceConfig, build_control
-
-    _policy(policy)
-    config = ServiceConfig(
-        _fleet(fleet_name),
-        data_dir,
-        _db_url(db, data_dir),
-        policy,
-        sim_speedup,
-        history_every_s=history_every,
-        requeue_lost=requeue_lost,
-    )
-    control = build_control(config)
-    console.print(
-        f"Arkwright on http://{host}:{port} (fleet {config.fleet.name}, policy "
-        f"{policy}, database {config.url.split('://')[0]})"
-    )
-    uvicorn.run(create_app(control), host=host, port=port, log_level="warning")
-
-
-@admin_app.command("bootstrap")
-def admin_bootstrap(
-    db: str | None = typer.Option(None, help="Database URL (default: SQLite in --data-dir)."),
-    data_dir: Path = typer.Option(DATA_DIR),
-    name: str = typer.Option("admin"),
-    token_file: Path | None = typer.Option(
-        None, help="Also write the token to this file (mode 600)."
-    ),
-) -> None:
-    """Create the first admin and print its token (shown once)."""
-    from arkwright.service.server import AlreadyBootstrapped, bootstrap_admin
-
-    try:
-        token = bootstrap_admin(_db_url(db, data_dir), name)
-    except AlreadyBootstrapped as exc:
-        raise fail(str(exc)) from None
-    if token_file is not None:
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        token_file.touch(mode=0o600)
-        token_file.write_text(token + "\n")
-    console.print(f"admin token for {name} (shown once; keep it safe):")
-    print(token)
 
 
 def _client() -> Client:
@@ -164,8 +83,21 @@ def list_jobs(
 ) -> None:
     """List jobs you can see, newest first."""
     page = _call(_client().jobs, state=state, tenant=tenant, limit=limit)
-    table = Table("id", "name", "tenant", "state", "GPUs", "pool", "submitted", "reason")
-    for job in page["items"]:
+    # Ids are what a user copies into the next command: never wrapped or cut, whatever
+    # the terminal's width; the free-text columns give way instead.
+    items = page["items"]
+    id_width = max((len(job["id"]) for job in items), default=2)
+    table = Table(
+        Column("id", no_wrap=True, min_width=id_width),
+        Column("name", overflow="fold", max_width=16),
+        Column("tenant", overflow="fold"),
+        Column("state", no_wrap=True, min_width=9),
+        Column("GPUs", justify="right", no_wrap=True),
+        Column("pool", overflow="fold"),
+        Column("submitted", no_wrap=True, min_width=11),
+        Column("reason", overflow="fold", max_width=40),
+    )
+    for job in items:
         table.add_row(
             job["id"],
             job["name"],
@@ -173,7 +105,7 @@ def list_jobs(
             job["state"],
             str(job["gpus"]),
             job["pool"] or "",
-            job["submitted_at"][:19],
+            job["submitted_at"][5:16].replace("T", " "),  # MM-DD HH:MM, UTC
             job["reason"][:40],
         )
     console.print(table)

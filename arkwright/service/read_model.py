@@ -1,0 +1,275 @@
+"""The one read model: what the JSON API and the dashboard both show, and who may see it.
+
+Every read of jobs, their history and output, the fleet's state and usage goes through
+here, so the API's answer and the page's table cannot drift apart. Jobs are read as plain
+column rows (no ORM objects hydrated per row) and turned into dicts of JSON-ready values
+once; the API serialises those dicts as they are, and the templates read the same keys.
+
+Nothing here speaks HTTP: an absent or foreign job is `None`, and the caller answers 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from arkwright.service.auth import Principal
+from arkwright.service.control import ControlPlane
+from arkwright.service.db import (
+    JobEventRow,
+    JobRow,
+    PoolStateRow,
+    SiteStateRow,
+    UsageRow,
+    UserRow,
+)
+from arkwright.service.overview import Overview, overview
+from arkwright.timefmt import parse_duration
+
+__all__ = ["Overview", "overview"]
+
+# The columns a job's view needs, and its owner's name, in one statement (outer join: a
+# job outlives nothing, but the read must not lose a row if a user row ever went).
+_JOB_COLUMNS = (
+    JobRow.id,
+    JobRow.seq,
+    JobRow.name,
+    JobRow.tenant,
+    JobRow.state,
+    JobRow.reason,
+    JobRow.spec,
+    JobRow.pool,
+    JobRow.handle,
+    JobRow.attempts,
+    JobRow.exit_code,
+    JobRow.submitted_at,
+    JobRow.started_at,
+    JobRow.finished_at,
+    UserRow.name.label("user"),
+)
+
+LOG_CHUNK_BYTES = 1 << 20  # the most one log read returns
+MAX_LOG_OFFSET = 1 << 50  # far past any real log, still a valid file offset
+MAX_CURSOR_SEQ = (1 << 62) - 1  # a job sequence number fits a signed 64-bit column
+
+
+def _job_view(row: Any, user: str | None) -> dict:
+    """One job as the API's `JobOut` and the job pages read it, from a column row or a
+    `JobRow` (what a submission just stored)."""
+    spec = row.spec
+    return {
+        "id": row.id,
+        "name": row.name,
+        "tenant": row.tenant,
+        "user": user or "",
+        "state": row.state,
+        "reason": row.reason,
+        "gpus": spec["gpus"],
+        "gpu_type": spec.get("gpu_type"),
+        "time_limit_s": parse_duration(spec["time"]),
+        "priority": spec["priority"],
+        "residency": spec.get("residency"),
+        "classification": spec["classification"],
+        "personal_data": spec["personal_data"],
+        "pool": row.pool,
+        "site": row.pool.split("/", 1)[0] if row.pool else None,
+        "attempts": row.attempts,
+        "exit_code": row.exit_code,
+        "slurm_job_id": (row.handle or {}).get("slurm_job_id"),
+        "submitted_at": row.submitted_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "command": spec.get("command") or [],
+    }
+
+
+def job_view_of(row: JobRow, user: str) -> dict:
+    """The view of a job row already in hand (a submission's answer needs no re-read)."""
+    return _job_view(row, user)
+
+
+def _jobs_select(me: Principal) -> Select:
+    query = select(*_JOB_COLUMNS).outerjoin(UserRow, UserRow.id == JobRow.user_id)
+    if not me.is_admin:  # another programme's jobs do not exist for this caller
+        query = query.where(JobRow.tenant == me.tenant)
+    return query
+
+
+def list_jobs(
+    session: Session,
+    me: Principal,
+    *,
+    tenant: str | None = None,
+    states: Iterable[str] = (),
+    limit: int = 100,
+    before_seq: int | None = None,
+    search: str | None = None,
+) -> tuple[list[dict], int | None]:
+    """Jobs the caller may see, newest first, and the sequence number to continue before
+    (None when this page is the last)."""
+    query = _jobs_select(me).order_by(JobRow.seq.desc()).limit(limit + 1)
+    if tenant:
+        query = query.where(JobRow.tenant == tenant)
+    states = list(states)
+    if states:
+        query = query.where(JobRow.state.in_(states))
+    if before_seq is not None:
+        query = query.where(JobRow.seq < before_seq)
+    if search:
+        query = query.where(JobRow.name.contains(search) | JobRow.id.contains(search))
+    # Core, not the ORM: plain column rows need none of its identity-map bookkeeping.
+    rows = session.connection().execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_job_view(r, r.user) for r in rows], (rows[-1].seq if more else None)
+
+
+def find_job(session: Session, me: Principal, job_id: str) -> dict | None:
+    """The job's view, or None when it is absent or belongs to another programme."""
+    row = session.connection().execute(_jobs_select(me).where(JobRow.id == job_id)).first()
+    return None if row is None else _job_view(row, row.user)
+
+
+def job_events(session: Session, job_id: str) -> list[dict]:
+    rows = session.execute(
+        select(JobEventRow.at, JobEventRow.kind, JobEventRow.detail)
+        .where(JobEventRow.job_id == job_id)
+        .order_by(JobEventRow.id)
+    )
+    return [{"at": at, "kind": kind, "detail": detail} for at, kind, detail in rows]
+
+
+def job_usage(session: Session, job_id: str) -> dict:
+    hours, cost, kwh = session.execute(
+        select(
+            func.sum(UsageRow.gpu_hours), func.sum(UsageRow.cost_gbp), func.sum(UsageRow.energy_kwh)
+        ).where(UsageRow.job_id == job_id)
+    ).one()
+    return {"gpu_hours": hours or 0.0, "cost_gbp": cost or 0.0, "energy_kwh": kwh or 0.0}
+
+
+def job_allocation(session: Session, job_id: str) -> list | None:
+    return session.scalar(select(JobRow.allocation).where(JobRow.id == job_id))
+
+
+def _log_file(control: ControlPlane, session: Session, job: dict, stream: str) -> Path | None:
+    """Where the backend keeps this run's stream, if it keeps one. (The backend's handle
+    stays out of the job's view: it is the backend's record, not the tenant's.)"""
+    if not job["pool"]:
+        return None
+    run = session.scalar(select(JobRow.handle).where(JobRow.id == job["id"]))
+    if not run:
+        return None
+    path = control.backends[job["site"]].log_path(job["id"], run, stream)
+    return Path(path) if path else None
+
+
+def read_log(
+    control: ControlPlane,
+    session: Session,
+    job: dict,
+    stream: str,
+    offset: int,
+    max_bytes: int = LOG_CHUNK_BYTES,
+) -> tuple[str, int]:
+    """Up to `max_bytes` of a stream from `offset`, and the offset to read from next."""
+    path = _log_file(control, session, job, stream)
+    if path is None:
+        return "", offset
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read(max_bytes)
+    except OSError:  # not written yet, or already cleaned away
+        return "", offset
+    return data.decode(errors="replace"), offset + len(data)
+
+
+def tail_log(
+    control: ControlPlane, session: Session, job: dict, stream: str, max_bytes: int
+) -> str:
+    """The last `max_bytes` of a stream (the job page shows the end of a long log)."""
+    path = _log_file(control, session, job, stream)
+    if path is None:
+        return ""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(size - max_bytes, 0))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _busy_by_pool(control: ControlPlane) -> dict[int, int]:
+    with control.lock:
+        return {p.index: control.scheduler.busy_gpus(p.index) for p in control.fleet.pools}
+
+
+def sites(control: ControlPlane, session: Session) -> list[dict]:
+    """Every site (visible to everyone): where it is, what it holds, whether it is down."""
+    down = {r.site: r.reason for r in session.scalars(select(SiteStateRow)) if r.down}
+    busy = _busy_by_pool(control)
+    return [
+        {
+            "name": s.name,
+            "region": s.region,
+            "jurisdiction": s.jurisdiction,
+            "operator": s.operator,
+            "accreditations": sorted(s.accreditations),
+            "carbon_g_per_kwh": s.carbon_g_per_kwh,
+            "backend": type(control.backends[s.name]).__name__,
+            "down": s.name in down,
+            "reason": down.get(s.name, ""),
+            "gpus": sum(p.gpus for p in control.fleet.pools_at(s.name)),
+            "gpus_busy": sum(busy[p.index] for p in control.fleet.pools_at(s.name)),
+        }
+        for s in control.fleet.sites
+    ]
+
+
+def pools(control: ControlPlane, session: Session) -> list[dict]:
+    cordoned = {r.pool: r.reason for r in session.scalars(select(PoolStateRow)) if r.cordoned}
+    busy = _busy_by_pool(control)
+    return [
+        {
+            "name": p.name,
+            "site": p.site.name,
+            "gpu_model": p.gpu_model,
+            "nodes": p.nodes,
+            "gpus_per_node": p.gpus_per_node,
+            "gpus": p.gpus,
+            "gpus_busy": busy[p.index],
+            "price_gbp_per_gpu_hour": p.price_gbp_per_gpu_hour,
+            "cordoned": p.name in cordoned,
+            "reason": cordoned.get(p.name, ""),
+        }
+        for p in control.fleet.pools
+    ]
+
+
+def usage(session: Session, me: Principal) -> tuple[dict, dict]:
+    """GPU-hours, cost and energy by programme and by site (the caller's programme only,
+    unless an admin)."""
+    query = select(
+        UsageRow.tenant,
+        UsageRow.site,
+        func.sum(UsageRow.gpu_hours),
+        func.sum(UsageRow.cost_gbp),
+        func.sum(UsageRow.energy_kwh),
+    ).group_by(UsageRow.tenant, UsageRow.site)
+    if not me.is_admin:
+        query = query.where(UsageRow.tenant == me.tenant)
+    by_tenant: dict[str, dict] = {}
+    by_site: dict[str, dict] = {}
+    for tenant, site, hours, cost, kwh in session.execute(query):
+        for bucket, key in ((by_tenant, tenant), (by_site, site)):
+            entry = bucket.setdefault(key, {"gpu_hours": 0.0, "cost_gbp": 0.0, "energy_kwh": 0.0})
+            entry["gpu_hours"] += hours or 0.0
+            entry["cost_gbp"] += cost or 0.0
+            entry["energy_kwh"] += kwh or 0.0
+    return by_tenant, by_site
