@@ -15,6 +15,7 @@ from arkwright.core.job import JobState
 from arkwright.service.auth import Principal
 from arkwright.service.control import ControlPlane
 from arkwright.service.db import PoolStateRow, SiteStateRow
+from arkwright.service.shares import entitled_shares
 
 
 @dataclass
@@ -41,7 +42,7 @@ class ProgrammeView:
     running_jobs: int
     running_gpus: int
     attained_share: float  # of GPUs busy now
-    entitled_share: float  # weight over the weights of programmes with work
+    entitled_share: float  # weight over the weights of every programme (service/shares.py)
 
 
 @dataclass
@@ -77,6 +78,7 @@ def overview(control: ControlPlane, me: Principal) -> Overview:
             else:
                 queued[job.tenant] = queued.get(job.tenant, 0) + 1
         resting = control.resting_sites()
+        weights = dict(control.scheduler.weights)
         gpus_by_site = {s.name: sum(p.gpus for p in fleet.pools_at(s.name)) for s in fleet.sites}
         history = control.history.series(gpus_by_site)
     sites = []
@@ -110,18 +112,16 @@ def overview(control: ControlPlane, me: Principal) -> Overview:
     total_busy = sum(busy_by_site.values())
     with_work = set(queued) | set(running)
     names = {t.name for t in fleet.tenants} | with_work
-    weight_with_work = sum(fleet.tenant(n).weight for n in with_work) or 1.0
+    entitled = entitled_shares(weights)  # the scheduler's own definition
     programmes = [
         ProgrammeView(
             name=name,
-            weight=fleet.tenant(name).weight,
+            weight=weights.get(name, fleet.tenant(name).weight),
             queued_jobs=queued.get(name, 0),
             running_jobs=running.get(name, 0),
             running_gpus=running_gpus.get(name, 0),
             attained_share=running_gpus.get(name, 0) / total_busy if total_busy else 0.0,
-            entitled_share=fleet.tenant(name).weight / weight_with_work
-            if name in with_work
-            else 0.0,
+            entitled_share=entitled.get(name, 0.0),
         )
         for name in sorted(names)
         if me.may_see_tenant(name)

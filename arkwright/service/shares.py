@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from arkwright.core.shares import entitled_share as entitled_share_of_each
 
-def entitled_shares(weights: Mapping[str, float]) -> dict[str, float]:
-    """Each programme's fraction of the fleet (the fractions sum to 1; empty: {})."""
-    total = sum(weights.values()) or 1.0
-    return {name: weight / total for name, weight in weights.items()}
+# The core owns the definition; the service re-exports it under its plural name.
+entitled_shares = entitled_share_of_each
 
 
 def entitled_share(weights: Mapping[str, float], tenant: str) -> float:

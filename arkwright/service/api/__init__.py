@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from arkwright.service.api import admin, fleet, health, jobs, overview, programmes
-from arkwright.service.api.errors import BodyLimit, NoNulInUrl, invalid_request
+from arkwright.service.api.errors import BodyLimit, NoNulInUrl, invalid_request, store_unavailable
 from arkwright.service.auth import TokenCache
 from arkwright.service.control import ControlPlane
 from arkwright.service.dashboard import mount_dashboard
+from arkwright.service.errors import NotLeader, StoreUnavailable
 from arkwright.service.schema import DEFAULT_LIMITS, Limits
 
 ROUTERS = (health.router, jobs.router, fleet.router, programmes.router, admin.router)
@@ -46,6 +47,8 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.add_middleware(NoNulInUrl)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StoreUnavailable, store_unavailable)
+    app.add_exception_handler(NotLeader, store_unavailable)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(overview.router)

@@ -39,7 +39,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: _documented("Conflict: exists already, or an Idempotency-Key reused differently"),
     413: _documented("The request body is over the size limit"),
     422: _documented("A field is invalid (named), or no eligible pool can hold the job"),
+    503: _documented("The database did not take the write; nothing changed: retry"),
 }
+
+
+async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A database outage is nobody's fault in the request: 503, with a retry hint, and
+    the control plane guarantees nothing the call asked for happened."""
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"service unavailable: {exc}"},
+        headers={"Retry-After": "1"},
+    )
 
 
 def _echo(value: object) -> str | int | float | bool | None:
