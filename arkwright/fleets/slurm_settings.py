@@ -10,13 +10,19 @@ work_dir = "/projects/arkwright/runs"    # on the cluster's shared filesystem
 partitions = { gh200 = "workq" }         # pool -> partition (default: the pool's name)
 gres_types = { gh200 = "gh200" }         # pool -> GRES type: --gres=gpu:gh200:N
 account = "{tenant}"                      # Slurm account; {tenant} is the programme
+run_as = "owner"                          # submit as the job's mapped account ([sites.identity]):
+                                          # commands through `runuser -u ACCOUNT --` (the service
+                                          # is root; munge vouches), REST with X-SLURM-USER-NAME
+                                          # (a SlurmUser token); "service": one shared account
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from arkwright.fleets.identity import IdentitySettings
 
 
 class SlurmSettings(BaseModel):
@@ -40,6 +46,9 @@ class SlurmSettings(BaseModel):
     # A job Slurm keeps PENDING this long is taken back and placed again (maybe elsewhere).
     pending_timeout_s: Annotated[float, Field(gt=0)] = 600.0
     command_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    run_as: Literal["owner", "service"] = "service"
+    # Set by the loader from the site's [sites.identity] table (not written here).
+    identity: IdentitySettings | None = Field(default=None, exclude=True)
 
     @field_validator("account")
     @classmethod

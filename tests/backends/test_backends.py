@@ -7,20 +7,26 @@ from arkwright.backends.base import Ending, IneligiblePlacement, RunRequest
 from arkwright.backends.local import LocalBackend
 from arkwright.backends.simulated import SimulatedBackend
 from arkwright.core.policy_data import DataPolicy
-from arkwright.fleets import load_fleet
 from tests.conftest import make_job
+from tests.security.accounts import local_fleet_with_identity
 
 
 @pytest.fixture(scope="module")
 def fleet():
-    return load_fleet("local")
+    return local_fleet_with_identity()
 
 
 def request(fleet, pool_name="workstation/gpus", command=("true",), **job_fields):
     pool = next(p for p in fleet.pools if p.name == pool_name)
     job = make_job("j1", tenant="research", gpus=1, duration=60, **job_fields)
     return RunRequest(
-        job=job, pool=pool, allocation=((0, 1),), attempt=1, command=list(command), runtime_s=60
+        job=job,
+        pool=pool,
+        allocation=((0, 1),),
+        attempt=1,
+        command=list(command),
+        runtime_s=60,
+        owner="alice",
     )
 
 
