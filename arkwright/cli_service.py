@@ -46,14 +46,23 @@ def serve(
         help="Work a site lost through no fault of the job (a node failed, a controller "
         "forgot it): place it again, or fail it.",
     ),
+    allow_root: bool = typer.Option(
+        False, help="Run as root, to start local jobs under their owners' accounts."
+    ),
 ) -> None:
     """Run the control plane, its API and the dashboard (at /)."""
     import uvicorn
 
+    from arkwright.backends.privilege import RootRefused, harden_data_dir, refuse_root
     from arkwright.cli import _fleet, _policy
     from arkwright.service.app import create_app
     from arkwright.service.server import ServiceConfig, build_control
 
+    try:
+        refuse_root(allow_root)
+    except RootRefused as exc:
+        raise fail(str(exc)) from None
+    data_dir = harden_data_dir(data_dir)
     _policy(policy)
     config = ServiceConfig(
         _fleet(fleet_name),
