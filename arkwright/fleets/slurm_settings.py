@@ -66,6 +66,11 @@ class SlurmSettings(BaseModel):
             raise ValueError("give ssh or rest_url, not both: they are two ways to one controller")
         if self.rest_url and self.extra_args:
             raise ValueError("extra_args are sbatch options; they do not apply with rest_url")
+        if self.run_as == "owner" and self.ssh:
+            raise ValueError(
+                "run_as = 'owner' needs the service (as root) to run Slurm's commands on "
+                "this machine, or rest_url with a SlurmUser token: not ssh"
+            )
         if self.rest_url and not self.rest_url.startswith(("http://", "https://")):
             raise ValueError(f"rest_url {self.rest_url!r} should start http:// or https://")
         return self

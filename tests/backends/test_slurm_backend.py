@@ -58,7 +58,7 @@ class ScriptedSlurm(SlurmCli):
     def prepare(self, work_dir: str) -> None:
         self.prepared.append(work_dir)  # a path on the cluster: nothing is made here
 
-    def run(self, args: list[str], stdin: str | None = None) -> str:
+    def run(self, args: list[str], stdin: str | None = None, as_user: str | None = None) -> str:
         self.calls.append((args, stdin))
         answer = self.answers.get(args[0], "")
         if callable(answer):
@@ -329,7 +329,7 @@ def test_commands_go_over_ssh_as_one_quoted_string():
 def test_a_missing_slurm_install_reads_as_unreachable():
     commands = SlurmCli(SlurmSettings())
     with pytest.raises(BackendUnavailable, match="not installed"):
-        commands._argv = lambda args: ["/nonexistent/squeue"]  # type: ignore[method-assign]
+        commands._argv = lambda args, as_user=None: ["/nonexistent/squeue"]  # type: ignore[method-assign]
         commands.run(["squeue"])
 
 
