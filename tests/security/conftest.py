@@ -6,7 +6,6 @@ that what keeps a job out of it is the service's own hardening and nothing else.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -21,29 +20,12 @@ from fastapi.testclient import TestClient
 from arkwright.backends.privilege import harden_data_dir
 from arkwright.service.app import create_app
 from arkwright.service.control import ControlPlane
-from arkwright.service.db import JobRow, UserRow
+from arkwright.service.db import JobRow
 from arkwright.service.server import ServiceConfig, bootstrap_admin, build_control
-from tests.security.accounts import IS_ROOT, local_fleet_with_identity
+from tests.security.accounts import IS_ROOT, carry_owner, local_fleet_with_identity
 
 SECRET_NAME = "ARKWRIGHT_TEST_SERVER_SECRET"
 SECRET_VALUE = "server-only-7f3a9c"
-
-
-def carry_owner(control: ControlPlane) -> None:
-    """Give each RunRequest its owner's name, as the control plane's `_request_for` does
-    once the merge adds `owner=` to it (this wrapper then changes nothing)."""
-    original = control._request_for
-
-    def with_owner(start):
-        request = original(start)
-        if request.owner:
-            return request
-        with control.sessions() as session:
-            row = session.get(JobRow, start.job.job_id)
-            user = session.get(UserRow, row.user_id)
-        return dataclasses.replace(request, owner=user.name)
-
-    control._request_for = with_owner  # type: ignore[method-assign]
 
 
 @dataclass
