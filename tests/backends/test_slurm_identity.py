@@ -45,14 +45,14 @@ def test_one_job_slurm_will_not_answer_for_does_not_stop_the_others():
 
 
 def test_run_as_owner_needs_local_commands_or_rest():
-    with pytest.raises(FleetFileError, match="run_as = 'owner' needs"):
-        slurm_fleet({"ssh": "ark@login", "run_as": "owner"})
+    for table in ({"ssh": "ark@login", "run_as": "owner"}, {"ssh": "ark@login"}):
+        with pytest.raises(FleetFileError, match=r"run_as = 'owner' \(the default\) needs"):
+            slurm_fleet(table)
+    assert slurm_fleet({"ssh": "ark@login", "run_as": "service"})  # shared, said explicitly
 
 
 def test_an_owner_without_an_account_is_refused_before_anything_is_submitted():
-    fleet, backend, scripted = make_backend(
-        {"run_as": "owner"},
-    )
+    fleet, backend, scripted = make_backend({"run_as": "owner"})
     backend.accounts.euid = 0  # as the root service; the account does not exist anyway
     request = dataclasses.replace(request_for(fleet), owner="arkt-nobody-here")
     with pytest.raises(AccountRefused, match="does not exist here"):

@@ -33,7 +33,6 @@ pytestmark = [
 
 ANN, BEN = "arkt-research-ann", "arkt-nhs-ben"
 IDENTITY = """
-  run_as = "owner"
   [sites.identity]
   template = "arkt-{{tenant}}-{{user}}"
 """
@@ -52,7 +51,8 @@ def tenants_service(access: str):
             )
     base = Path(tempfile.mkdtemp(prefix="arkt-slurm-", dir="/tmp"))
     os.chmod(base, 0o755)  # the cluster's shared filesystem: anyone may pass through
-    fleet_text = FLEET.replace("  [[sites.pools]]", IDENTITY + "  [[sites.pools]]", 1)
+    fleet_text = FLEET.replace('run_as = "service"', 'run_as = "owner"')
+    fleet_text = fleet_text.replace("  [[sites.pools]]", IDENTITY + "  [[sites.pools]]", 1)
     fleet_file = base / "fleet.toml"
     fleet_file.write_text(fleet_text.format(access=access, work_dir=base / "runs"))
     db_url = f"sqlite:///{base / 'arkwright.db'}"
