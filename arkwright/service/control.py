@@ -260,6 +260,7 @@ class ControlPlane:
         Submissions are committed in groups by one writer thread: a request returns once
         its row is durable, and the core sees the job only after that commit."""
         stored = spec.model_dump(mode="json")
+        stored["owner"] = actor  # the user whose mapped account runs it on each site
         now = self.clock()
         with self.lock:
             if idempotency_key:
@@ -659,6 +660,7 @@ class ControlPlane:
             command=list(spec.get("command") or []),
             env=dict(spec.get("env") or {}),
             runtime_s=max(job.duration_s - job.work_done_s, 0.0) / job.speed,
+            owner=spec.get("owner", ""),
         )
 
     def _launch_all(self, launches: list[tuple[Start, RunRequest]], now: float) -> None:
