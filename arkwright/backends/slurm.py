@@ -119,6 +119,17 @@ def batch_script(request: RunRequest, run_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _closed_ancestor(path: Path) -> Path | None:
+    """The first existing directory above `path` that other accounts may not pass."""
+    for above in path.parents:
+        try:
+            if above.exists() and not above.stat().st_mode & 0o001:
+                return above
+        except OSError:
+            return above
+    return None
+
+
 def client_for(settings: SlurmSettings) -> SlurmClient:
     return SlurmRest(settings) if settings.rest_url else SlurmCli(settings)
 
@@ -153,6 +164,16 @@ class SlurmBackend:
             # Accounts are the cluster's: Arkwright maps to them, it never creates them.
             identity = (settings.identity or SLURM_DEFAULT).model_copy(update={"create": False})
             self.accounts = AccountResolver(site_name, identity)
+            closed = _closed_ancestor(Path(self.work_dir))
+            if closed is not None:
+                log.warning(
+                    "site %s: %s is closed to other accounts, so jobs run as their owners "
+                    "cannot reach their run directories under %s: set [sites.slurm] work_dir "
+                    "to a directory outside the service's data directory",
+                    site_name,
+                    closed,
+                    self.work_dir,
+                )
         else:
             log.warning(
                 "site %s: every job is submitted as the service's own account "
