@@ -44,6 +44,9 @@ class RunRequest:
     command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     runtime_s: float = 0.0  # how long a simulated run lasts, in job time
+    # The Arkwright user who submitted the job: the site maps them to the OS account the
+    # run executes as ([sites.identity]); "" (unknown) can map to no account.
+    owner: str = ""
 
 
 class BackendUnavailable(RuntimeError):

@@ -1,27 +1,42 @@
 """Real processes on this machine: command and environment in, logs and exit codes out.
 
-Each run gets a directory `RUNS/<job>/attempt-<n>/` and a runner process in its own
-session (see runner.py), so runs survive the server. After a restart a run is found
-again by that directory: ended (exit.json), still running (runner.pid names a live
-runner for this directory), or lost. GPUs are handed out by index: CUDA_VISIBLE_DEVICES
-when the machine has NVIDIA GPUs, ARKWRIGHT_GPU_SLOTS always.
+Each run has two directories. Its record, `RUNS/<job>/attempt-<n>/` under the service's
+data directory (0700, the service's own): request, runner pid, logs, exit record. Its run
+directory, `RUN_ROOT/<job>/attempt-<n>/` outside the data directory (0700, owned by the
+job's account): the command's working directory, HOME and TMPDIR. A runner process in its
+own session (see runner.py) starts the command under the account the site maps the job's
+owner to (accounts.py), with a clean environment (an allow-list plus the job's own env;
+nothing of the server's), confined by cgroup v2 where the machine allows (confine.py).
+Runs survive the server: after a restart a run is found again by its record: ended
+(exit.json), still running (runner.pid names a live runner for this record), or lost.
+GPUs are handed out by index: CUDA_VISIBLE_DEVICES when the machine has NVIDIA GPUs,
+ARKWRIGHT_GPU_SLOTS always.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
+from arkwright.backends import confine
+from arkwright.backends.accounts import Account, AccountResolver
 from arkwright.backends.base import Ending, Outcome, RunHandle, RunRequest, check_boundary
+from arkwright.backends.job_env import job_environment, runner_environment, validate_request
+from arkwright.backends.runner import write_atomically
 from arkwright.core.fleet import Fleet
+from arkwright.fleets.identity import identity_of
+
+log = logging.getLogger("arkwright.local")
 
 _ENDINGS = {
     "completed": Ending.COMPLETED,
@@ -35,14 +50,22 @@ def machine_has_nvidia_gpus() -> bool:
     return shutil.which("nvidia-smi") is not None and Path("/dev/nvidia0").exists()
 
 
+def _ours(pid: int) -> bool:
+    """Does `pid` run as this service's account (a job's process never does)?"""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.geteuid()
+    except OSError:
+        return False
+
+
 def _alive_runner(pid: int, run_dir: Path) -> bool:
-    """Is `pid` a live runner for this directory (not a recycled pid)?"""
+    """Is `pid` a live runner for this record (not a recycled pid, not a job's process)?"""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    if state in ("Z", "X"):
+    if state in ("Z", "X") or not _ours(pid):
         return False
     # An empty command line means the process is still exec-ing: not yet anyone else's.
     return cmdline == [b""] or str(run_dir).encode() in cmdline
@@ -53,34 +76,102 @@ def _find_runner(run_dir: Path) -> int | None:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if needle in entry.joinpath("cmdline").read_bytes().split(b"\0"):
+                if needle in entry.joinpath("cmdline").read_bytes().split(b"\0") and _ours(
+                    int(entry.name)
+                ):
                     return int(entry.name)
             except OSError:
                 continue
     return None
 
 
+def default_run_root(runs_dir: Path) -> Path:
+    """Beside the data directory, never inside it: `<data-dir>-runs`."""
+    data_dir = runs_dir.parent
+    return data_dir.parent / f"{data_dir.name}-runs"
+
+
+def _private_dir(path: Path, mode: int) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+
+
 class LocalBackend:
-    def __init__(self, fleet: Fleet, runs_dir: Path, grace_s: float = 5.0) -> None:
+    """`runs_dir` holds the runs' records (inside the service's data directory);
+    `run_root` the run directories (default: beside the data directory, or the site's
+    `[sites.identity] run_root`). Both are made absolute: a relative path would resolve
+    against whatever directory the runner or the job happens to be in."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        runs_dir: Path,
+        grace_s: float = 5.0,
+        *,
+        run_root: Path | None = None,
+        service_uid: int | None = None,
+        limits_per_gpu: confine.Limits | None = None,
+        confinement: confine.Confinement | str | None = "probe",
+    ) -> None:
         self.name = "local"
         self.time_scale = 1.0
         self.fleet = fleet
-        self.runs_dir = runs_dir
+        self.runs_dir = Path(os.path.abspath(runs_dir))
+        _private_dir(self.runs_dir, 0o700)
+        self._run_root = Path(os.path.abspath(run_root)) if run_root else None
         self.grace_s = grace_s
         self.nvidia = machine_has_nvidia_gpus()
         self._lock = threading.Lock()
         self._tracked: dict[str, dict] = {}  # job id -> {dir, pid, popen, pool, indices}
         self._used: dict[tuple[str, int], set[int]] = {}  # (pool, node) -> GPU indices
+        local_sites = [s.name for s in fleet.sites if s.backend == "local"]
+        self.accounts = {
+            site: AccountResolver(site, identity_of(fleet, site), service_uid)
+            for site in local_sites
+        }
+        slots = sum(p.gpus for p in fleet.pools if p.site.backend == "local") or 1
+        self.limits_per_gpu = limits_per_gpu or confine.machine_limits().scaled(1 / slots)
+        reason = ""
+        if confinement == "probe":
+            confinement, reason = confine.probe() if local_sites else (None, "")
+        self.confinement: confine.Confinement | None = confinement  # type: ignore[assignment]
+        self.confinement_reason = reason
+        for warning in self.startup_warnings():
+            log.warning("%s", warning)
+
+    def startup_warnings(self) -> list[str]:
+        warnings = [w for resolver in self.accounts.values() for w in resolver.warnings()]
+        if self.accounts and self.confinement is None:
+            warnings.append(
+                "local runs are NOT confined (no CPU or memory limits): "
+                + (self.confinement_reason or "confinement turned off")
+            )
+        if self.accounts and self.nvidia:
+            warnings.append(
+                "local runs see their GPUs through CUDA_VISIBLE_DEVICES only: device "
+                "access is not enforced by a device cgroup"
+            )
+        return warnings
+
+    def run_root(self, site: str) -> Path:
+        if self._run_root is not None:
+            return self._run_root
+        identity = identity_of(self.fleet, site)
+        if identity is not None and identity.run_root:
+            return Path(identity.run_root)
+        return default_run_root(self.runs_dir)
 
     def _run_dir(self, job_id: str, attempt: int) -> Path:
         return self.runs_dir / job_id / f"attempt-{attempt}"
 
     def _take_indices(self, pool_name: str, allocation, gpus_per_node: int) -> list[list[int]]:
-        taken = []
+        taken: list[list[int]] = []
         for node, gpus in allocation:
             used = self._used.setdefault((pool_name, node), set())
             free = [i for i in range(gpus_per_node) if i not in used][:gpus]
             if len(free) < gpus:
+                for (earlier, _), group in zip(allocation, taken, strict=False):
+                    self._used[(pool_name, earlier)].difference_update(group)
                 raise RuntimeError(f"{pool_name} node {node}: {gpus} GPU slots are not free")
             used.update(free)
             taken.append(free)
@@ -90,29 +181,81 @@ class LocalBackend:
         for (node, _), indices in zip(record["allocation"], record["indices"], strict=True):
             self._used.get((record["pool"], node), set()).difference_update(indices)
 
+    def _make_work_dir(self, site: str, job_id: str, attempt: int, account: Account) -> Path:
+        """RUN_ROOT (0711) / job (0711, the service's: a job must not be able to plant a
+        link where a later attempt's directory goes) / attempt-n-XXXX (0700, the job's)."""
+        root = self.run_root(site)
+        _private_dir(root, 0o711)
+        job_dir = root / job_id
+        _private_dir(job_dir, 0o711)
+        # A fresh name every time: a database started afresh numbers its jobs from 1 again,
+        # and an old run's directory (another owner's) must be neither reused nor deleted.
+        work = Path(tempfile.mkdtemp(prefix=f"attempt-{attempt}-", dir=job_dir))
+        if os.geteuid() == 0:
+            os.chown(work, account.uid, account.gid, follow_symlinks=False)
+        os.chmod(work, 0o700, follow_symlinks=False)
+        return work
+
     def start(self, request: RunRequest) -> RunHandle:
         check_boundary(self.fleet, request)
+        validate_request(request)
         job, pool = request.job, request.pool
-        if not request.command:
-            raise ValueError(f"job {job.job_id} has no command to run on {pool.name}")
+        account = self.accounts[pool.site.name].resolve(request.owner, job.tenant)
         run_dir = self._run_dir(job.job_id, request.attempt)
-        run_dir.mkdir(parents=True, exist_ok=False)
+        _private_dir(run_dir.parent, 0o700)
+        run_dir.mkdir(mode=0o700, exist_ok=False)
         with self._lock:
             indices = self._take_indices(pool.name, request.allocation, pool.gpus_per_node)
+        leaf = f"{job.job_id}-{request.attempt}"
+        try:
+            return self._launch(request, account, run_dir, indices, leaf)
+        except BaseException:
+            # Whatever failed, the GPU slots go back: a refused start must not leave them
+            # taken for every later job.
+            with self._lock:
+                record = {"pool": pool.name, "allocation": request.allocation}
+                self._free_indices({**record, "indices": indices})
+            if self.confinement is not None:
+                self.confinement.remove(leaf)
+            raise
+
+    def _launch(
+        self,
+        request: RunRequest,
+        account: Account,
+        run_dir: Path,
+        indices: list[list[int]],
+        leaf: str,
+    ) -> RunHandle:
+        job, pool = request.job, request.pool
         flat = ",".join(str(i) for group in indices for i in group)
-        env = {
-            **os.environ,
-            **request.env,
-            "ARKWRIGHT_JOB_ID": job.job_id,
-            "ARKWRIGHT_GPU_SLOTS": flat,
-        }
-        if self.nvidia:
-            env["CUDA_VISIBLE_DEVICES"] = flat
+        work = self._make_work_dir(pool.site.name, job.job_id, request.attempt, account)
+        cgroup = ""
+        if self.confinement is not None:
+            gpus = sum(g for _, g in request.allocation)
+            cgroup = str(self.confinement.create(leaf, self.limits_per_gpu.scaled(gpus)))
+        env = job_environment(request, account, str(work), flat, self.nvidia)
         limit = job.requested_s / max(self._speed(request), 1e-9)
-        (run_dir / "request.json").write_text(
-            json.dumps({"command": request.command, "env": request.env, "gpu_slots": flat})
+        switch = os.geteuid() == 0
+        write_atomically(
+            run_dir / "request.json",
+            json.dumps(
+                {
+                    "command": request.command,
+                    "env": env,
+                    "job_env": request.env,
+                    "gpu_slots": flat,
+                    "cwd": str(work),
+                    "account": account.name,
+                    "uid": account.uid if switch else None,
+                    "gid": account.gid if switch else None,
+                    "groups": list(account.groups) if switch else [],
+                    "cgroup": cgroup,
+                }
+            ),
         )
-        with open(run_dir / "runner.log", "ab") as log:
+        log_fd = os.open(run_dir / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log_fd, "ab") as log_file:
             popen = subprocess.Popen(
                 [
                     sys.executable,
@@ -124,13 +267,11 @@ class LocalBackend:
                     f"{limit:.3f}",
                     "--grace",
                     f"{self.grace_s:g}",
-                    "--",
-                    *request.command,
                 ],
                 stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=env,
+                stdout=log_file,
+                stderr=log_file,
+                env=runner_environment(),
                 start_new_session=True,
                 cwd=run_dir,
             )
@@ -141,17 +282,21 @@ class LocalBackend:
             "pool": pool.name,
             "allocation": [list(a) for a in request.allocation],
             "indices": indices,
+            "cgroup": leaf if cgroup else "",
         }
         with self._lock:
             self._tracked[job.job_id] = record
         return {
             "backend": self.name,
             "dir": str(run_dir),
+            "work_dir": str(work),
+            "account": account.name,
             "pid": popen.pid,
             "attempt": request.attempt,
             "pool": pool.name,
             "allocation": record["allocation"],
             "indices": indices,
+            "cgroup": record["cgroup"],
         }
 
     @staticmethod
@@ -191,6 +336,8 @@ class LocalBackend:
                 with self._lock:
                     self._tracked.pop(job_id, None)
                     self._free_indices(record)
+                if record.get("cgroup") and self.confinement is not None:
+                    self.confinement.remove(record["cgroup"])  # and whatever it left behind
                 outcomes.append(outcome)
         return outcomes
 
@@ -209,6 +356,8 @@ class LocalBackend:
             if _alive_runner(pid, record["dir"]):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
+            if record.get("cgroup") and self.confinement is not None:
+                self.confinement.remove(record["cgroup"])  # a job that left its session
 
         timer = threading.Timer(self.grace_s + 2.0, kill_later)
         timer.daemon = True
@@ -241,6 +390,7 @@ class LocalBackend:
             "pool": handle.get("pool", ""),
             "allocation": allocation,
             "indices": indices,
+            "cgroup": handle.get("cgroup", ""),
         }
         with self._lock:
             self._tracked[job_id] = record

@@ -1,11 +1,19 @@
 """Runs one job's command on this machine and leaves a record a restarted server can read.
 
-    python -m arkwright.backends.runner --dir RUN_DIR [--time-limit S] -- CMD ...
+    python -m arkwright.backends.runner --dir RECORD_DIR [--time-limit S] [--grace S]
 
-In RUN_DIR it writes `runner.pid` first, the command's output to `stdout.log` and
-`stderr.log`, and finally `exit.json` (exit code, how it ended, when). It runs in its own
-session, so it outlives the server that started it; SIGTERM is passed to the command's
-process group, which is killed outright if it has not stopped after a grace period.
+RECORD_DIR belongs to the service (0700): the runner reads `request.json` there (the
+command, its environment, the run directory, the account and the cgroup), writes
+`runner.pid` first, the command's output to `stdout.log` and `stderr.log`, and finally
+`exit.json`. The job cannot write any of them except through its own stdout/stderr, so it
+can neither fake how it ended nor point the service at another pid.
+
+The runner keeps the service's privileges (it must write those records and signal the
+job); the command's process joins its cgroup, then drops to the job's account
+(setgroups, setgid, setuid, in that order, so no privilege is left to regain) and
+execs in the run directory with exactly the environment the request gives. It runs in
+its own session, so it outlives the server; SIGTERM is passed to the command's process
+group, which is killed outright if it has not stopped after a grace period.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 GRACE_S = 5.0
@@ -25,8 +34,50 @@ GRACE_S = 5.0
 
 def write_atomically(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
     os.replace(tmp, path)
+
+
+def become(request: dict) -> Callable[[], None]:
+    """What the child does between fork and exec. The runner is single-threaded, so a
+    preexec function is safe here; it is the one place where cgroup, groups, gid and uid
+    can be set in the order that leaves nothing to escape through."""
+    cgroup = request.get("cgroup") or ""
+    uid, gid = request.get("uid"), request.get("gid")
+    groups = [int(g) for g in request.get("groups") or []]
+
+    def step() -> None:
+        if cgroup:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+                procs.write("0")
+        if uid is not None and os.geteuid() == 0 and uid != 0:
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            if os.getuid() != uid or os.geteuid() != uid:
+                raise OSError("the job's account was not taken")
+        os.umask(0o077)
+
+    return step
+
+
+def _fail(run_dir: Path, reason: str) -> int:
+    with open(run_dir / "stderr.log", "a") as err:
+        err.write(f"arkwright: cannot start: {reason}\n")
+    write_atomically(
+        run_dir / "exit.json",
+        json.dumps(
+            {
+                "exit_code": 127,
+                "ending": "failed",
+                "reason": f"cannot start: {reason}",
+                "ended_at": time.time(),
+            }
+        ),
+    )
+    return 127
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--grace", type=float, default=GRACE_S, help="seconds between SIGTERM and SIGKILL"
     )
-    parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
     run_dir: Path = args.dir
+    os.umask(0o077)
     write_atomically(run_dir / "runner.pid", str(os.getpid()))
+    request = json.loads((run_dir / "request.json").read_text())
     ending, code = "exited", None
     stop = {"signal": None}
 
@@ -53,22 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with open(run_dir / "stdout.log", "ab") as out, open(run_dir / "stderr.log", "ab") as err:
             child = subprocess.Popen(
-                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+                request["command"],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=request.get("cwd") or None,
+                env=request.get("env", {}),
+                preexec_fn=become(request),  # single-threaded: see become()
+                close_fds=True,
             )
     except OSError as exc:
-        (run_dir / "stderr.log").open("a").write(f"arkwright: cannot start: {exc}\n")
-        write_atomically(
-            run_dir / "exit.json",
-            json.dumps(
-                {
-                    "exit_code": 127,
-                    "ending": "failed",
-                    "reason": f"cannot start: {exc.strerror}",
-                    "ended_at": time.time(),
-                }
-            ),
-        )
-        return 127
+        return _fail(run_dir, exc.strerror or str(exc))
+    except subprocess.SubprocessError as exc:
+        return _fail(run_dir, str(exc))
     deadline = started + args.time_limit if args.time_limit > 0 else None
     term_sent = None
     while True:
@@ -90,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     if ending == "exited":
         ending = "completed" if code == 0 else "failed"
         reason = "" if code == 0 else f"exit code {code}"
+        if code == -signal.SIGKILL and _oom_killed(request.get("cgroup") or ""):
+            reason = "killed: out of memory (the run's memory limit)"
     write_atomically(
         run_dir / "exit.json",
         json.dumps(
@@ -99,8 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _oom_killed(cgroup: str) -> bool:
+    if not cgroup:
+        return False
+    try:
+        events = Path(cgroup, "memory.events").read_text().split()
+    except OSError:
+        return False
+    counts = dict(zip(events[::2], events[1::2], strict=False))
+    return int(counts.get("oom_kill", "0")) > 0
+
+
 def _signal_group(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import shlex
 import threading
@@ -28,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from arkwright.backends.accounts import Account, AccountResolver
 from arkwright.backends.base import (
     BackendUnavailable,
     Ending,
@@ -41,6 +43,7 @@ from arkwright.backends.slurm_cli import SlurmCli
 from arkwright.backends.slurm_client import SlurmClient, SlurmError, SlurmStatus, Submission
 from arkwright.backends.slurm_rest import SlurmRest
 from arkwright.core.fleet import Fleet
+from arkwright.fleets.identity import SLURM_DEFAULT
 from arkwright.fleets.slurm_settings import SlurmSettings
 
 log = logging.getLogger("arkwright.slurm")
@@ -90,6 +93,7 @@ class _Run:
     slurm_id: str | None  # None: submitted (perhaps) but the id was never recorded
     submitted_at: float
     last_state: str = ""
+    last_error: str = ""  # the SlurmError that last kept it from being judged
 
 
 def batch_script(request: RunRequest, run_dir: str) -> str:
@@ -113,6 +117,17 @@ def batch_script(request: RunRequest, run_dir: str) -> str:
         'exit "$rc"',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _closed_ancestor(path: Path) -> Path | None:
+    """The first existing directory above `path` that other accounts may not pass."""
+    for above in path.parents:
+        try:
+            if above.exists() and not above.stat().st_mode & 0o001:
+                return above
+        except OSError:
+            return above
+    return None
 
 
 def client_for(settings: SlurmSettings) -> SlurmClient:
@@ -144,13 +159,49 @@ class SlurmBackend:
         self._events: list[tuple[str, str, str]] = []  # (job id, kind, detail)
         self._next_poll = 0.0
         self.reachable = True
+        self.accounts: AccountResolver | None = None
+        if settings.run_as == "owner":
+            # Accounts are the cluster's: Arkwright maps to them, it never creates them.
+            identity = (settings.identity or SLURM_DEFAULT).model_copy(update={"create": False})
+            self.accounts = AccountResolver(site_name, identity)
+            closed = _closed_ancestor(Path(self.work_dir))
+            if closed is not None:
+                log.warning(
+                    "site %s: %s is closed to other accounts, so jobs run as their owners "
+                    "cannot reach their run directories under %s: set [sites.slurm] work_dir "
+                    "to a directory outside the service's data directory",
+                    site_name,
+                    closed,
+                    self.work_dir,
+                )
+        else:
+            log.warning(
+                "site %s: every job is submitted as the service's own account "
+                "(run_as = 'service'): tenants' jobs can read each other's files there",
+                site_name,
+            )
 
     # ------------------------------------------------------------------ start
 
     def _run_dir(self, job_id: str, attempt: int) -> str:
         return f"{self.work_dir}/{job_id}/attempt-{attempt}"
 
-    def submission(self, request: RunRequest, run_dir: str) -> Submission:
+    def _owner_account(self, request: RunRequest) -> Account | None:
+        if self.accounts is None:
+            return None
+        return self.accounts.resolve(request.owner, request.job.tenant)
+
+    def _give(self, run_dir: str, account: Account) -> None:
+        """The run directory becomes the owner's (0700); the directories above it stay
+        the service's (0711), so no job can plant a link where a later run's goes."""
+        for above in (self.work_dir, str(Path(run_dir).parent)):
+            os.chmod(above, 0o711)
+        os.chown(run_dir, account.uid, account.gid, follow_symlinks=False)
+        os.chmod(run_dir, 0o700, follow_symlinks=False)
+
+    def submission(
+        self, request: RunRequest, run_dir: str, account: Account | None = None
+    ) -> Submission:
         job, pool = request.job, request.pool
         short = pool.name.split("/", 1)[1]
         per_node = max(gpus for _, gpus in request.allocation)
@@ -165,6 +216,7 @@ class SlurmBackend:
             work_dir=run_dir,
             account=self.settings.account_for(job.tenant),
             qos=self.settings.qos,
+            user=account.name if account else None,
         )
 
     def start(self, request: RunRequest) -> RunHandle:
@@ -172,11 +224,14 @@ class SlurmBackend:
         job = request.job
         if not request.command:
             raise ValueError(f"job {job.job_id} has no command to run on {request.pool.name}")
+        account = self._owner_account(request)  # AccountRefused: nothing submitted
         run_dir = self._run_dir(job.job_id, request.attempt)
         script = batch_script(request, run_dir)
         try:
             self.client.prepare(run_dir)
-            slurm_id = self.client.submit(script, self.submission(request, run_dir))
+            if account is not None:
+                self._give(run_dir, account)
+            slurm_id = self.client.submit(script, self.submission(request, run_dir, account))
         except SlurmError as exc:
             raise StartRefused(str(exc)) from exc
         except BackendUnavailable:
@@ -245,26 +300,70 @@ class SlurmBackend:
         return outcomes
 
     def _judge_all(self, runs: list[_Run], now: float) -> list[Outcome]:
+        """Each run judged on its own: Slurm refusing to answer about one job (a
+        SlurmError) leaves that run tracked, to be asked again, and the others settled."""
+        outcomes: list[Outcome] = []
         unnamed = [run for run in runs if run.slurm_id is None]
         if unnamed:
-            found = self.find_by_name(unnamed)
-            for run in unnamed:
-                run.slurm_id = found.get(run.job_id)
-        outcomes = [
-            Outcome(run.job_id, Ending.LOST, now, None, "its start never reached Slurm")
-            for run in unnamed
-            if run.slurm_id is None
-        ]
+            try:
+                found = self.find_by_name(unnamed)
+            except SlurmError as exc:
+                for run in unnamed:
+                    self._not_judged(run, exc)
+            else:
+                for run in unnamed:
+                    run.slurm_id = found.get(run.job_id)
+                outcomes += [
+                    Outcome(run.job_id, Ending.LOST, now, None, "its start never reached Slurm")
+                    for run in unnamed
+                    if run.slurm_id is None
+                ]
         named = [run for run in runs if run.slurm_id is not None]
-        statuses = self.client.statuses([str(run.slurm_id) for run in named])
+        statuses, unanswered = self._statuses(named)
         for run in named:
+            if run.slurm_id in unanswered:
+                continue
             status = statuses.get(str(run.slurm_id))
-            outcome = (
-                self._settle_unknown(run, now) if status is None else self._judge(run, status, now)
-            )
+            try:
+                outcome = (
+                    self._settle_unknown(run, now)
+                    if status is None
+                    else self._judge(run, status, now)
+                )
+            except SlurmError as exc:
+                self._not_judged(run, exc)
+                continue
+            run.last_error = ""
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
+
+    def _statuses(self, runs: list[_Run]) -> tuple[dict[str, SlurmStatus], set[str]]:
+        """Statuses of all runs at once; if Slurm refuses the batch, of each alone, so one
+        job it will not answer for cannot stop the site's others being seen. Returns the
+        statuses and the ids Slurm would not answer for."""
+        ids = [str(run.slurm_id) for run in runs]
+        if not ids:
+            return {}, set()
+        try:
+            return self.client.statuses(ids), set()
+        except SlurmError:
+            pass
+        statuses: dict[str, SlurmStatus] = {}
+        unanswered: set[str] = set()
+        for run in runs:
+            try:
+                statuses.update(self.client.statuses([str(run.slurm_id)]))
+            except SlurmError as exc:
+                unanswered.add(str(run.slurm_id))
+                self._not_judged(run, exc)
+        return statuses, unanswered
+
+    def _not_judged(self, run: _Run, exc: SlurmError) -> None:
+        if str(exc) != run.last_error:  # once per distinct error, not once per poll
+            run.last_error = str(exc)
+            log.warning("site %s: job %s not judged this time: %s", self.site_name, run.job_id, exc)
+            self._event(run.job_id, "slurm", f"Slurm would not answer for it: {exc}")
 
     def _judge(self, run: _Run, status: SlurmStatus, now: float) -> Outcome | None:
         if status.state != run.last_state:
@@ -388,7 +487,12 @@ class SlurmBackend:
         if not unsure:
             return
         by_comment = {f"arkwright:{run.job_id}:{run.attempt}": run for run in unsure}
-        for slurm_id, comment in self.client.find([f"ark-{run.job_id}" for run in unsure]):
+        try:
+            found = self.client.find([f"ark-{run.job_id}" for run in unsure])
+        except SlurmError as exc:
+            log.warning("site %s: looking for unsure submissions: %s", self.site_name, exc)
+            return  # still unsure: looked for again at the next poll
+        for slurm_id, comment in found:
             run = by_comment.get(comment)
             if run is not None:
                 try:

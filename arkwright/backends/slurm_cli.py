@@ -55,17 +55,25 @@ class SlurmCli:
         self.settings = settings
         self._has_sacct: bool | None = None  # learnt on first use
 
-    def _argv(self, args: list[str]) -> list[str]:
+    def _argv(self, args: list[str], as_user: str | None = None) -> list[str]:
         if self.settings.slurm_conf:
             args = ["env", f"SLURM_CONF={self.settings.slurm_conf}", *args]
+        if as_user:
+            # The service is root here (settings refuse run_as = "owner" over ssh): the
+            # command runs as the job's owner, so munge vouches for that uid, not ours.
+            args = ["runuser", "-u", as_user, "--", *args]
         if not self.settings.ssh:
             return args
         ssh = ["ssh", "-o", "BatchMode=yes", *self.settings.ssh_options, self.settings.ssh]
         return [*ssh, shlex.join(args)]  # ssh hands the remote shell one string
 
-    def run(self, args: list[str], stdin: str | None = None) -> str:
+    def run(self, args: list[str], stdin: str | None = None, as_user: str | None = None) -> str:
         """stdout of a command that succeeded; BackendUnavailable or SlurmError."""
-        argv = self._argv(args)
+        argv = self._argv(args, as_user)
+        # A command run as a job's owner gets no secret of ours: that user's other
+        # processes could read its environment.
+        base = {k: os.environ[k] for k in ("PATH", "LANG", "TZ") if k in os.environ}
+        env = base if as_user else dict(os.environ)
         try:
             done = subprocess.run(
                 argv,
@@ -73,7 +81,7 @@ class SlurmCli:
                 capture_output=True,
                 text=True,
                 timeout=self.settings.command_timeout_s,
-                env={**os.environ, "SLURM_TIME_FORMAT": "standard"},
+                env={**env, "SLURM_TIME_FORMAT": "standard"},
             )
         except FileNotFoundError as exc:
             raise BackendUnavailable(f"{argv[0]} is not installed here") from exc
@@ -122,7 +130,7 @@ class SlurmCli:
             Path(work_dir).mkdir(parents=True, exist_ok=True)
 
     def submit(self, script: str, submission: Submission) -> str:
-        out = self.run(self.sbatch_args(submission), stdin=script)
+        out = self.run(self.sbatch_args(submission), stdin=script, as_user=submission.user)
         slurm_id = out.strip().split(";")[0]
         if not slurm_id.isdigit():
             raise SlurmError(f"sbatch printed {out.strip()!r}, not a job id")

@@ -37,6 +37,7 @@ class Submission:
     work_dir: str  # logs and the exit record go here; the job runs here
     account: str | None = None
     qos: str | None = None
+    user: str | None = None  # the OS account to submit as; None: the service's own
 
     @property
     def stdout(self) -> str:

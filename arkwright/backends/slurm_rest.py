@@ -66,9 +66,13 @@ class SlurmRest:
         # `scontrol token` prints SLURM_JWT=...; accept the file as it writes it.
         return text.removeprefix("SLURM_JWT=")
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def call(
+        self, method: str, path: str, body: dict | None = None, as_user: str | None = None
+    ) -> dict:
+        # Impersonation: with a token of SlurmUser (or root), slurmrestd acts as the user
+        # this header names, so the job is that user's, as if they had run sbatch.
         headers = {
-            "X-SLURM-USER-NAME": self.settings.rest_user,
+            "X-SLURM-USER-NAME": as_user or self.settings.rest_user,
             "X-SLURM-USER-TOKEN": self._token(),
         }
         try:
@@ -121,7 +125,9 @@ class SlurmRest:
             job["account"] = submission.account
         if submission.qos:
             job["qos"] = submission.qos
-        data = self.call("POST", "job/submit", {"script": script, "job": job})
+        data = self.call(
+            "POST", "job/submit", {"script": script, "job": job}, as_user=submission.user
+        )
         if not data.get("job_id"):
             raise SlurmError(f"slurmrestd gave no job id: {data}")
         return str(data["job_id"])

@@ -51,15 +51,22 @@ def serve(
         help="Work a site lost through no fault of the job (a node failed, a controller "
         "forgot it): place it again, or fail it.",
     ),
+    allow_root: bool = typer.Option(
+        False, help="Running as root is intended (to start local jobs as their owners)."
+    ),
 ) -> None:
     """Run the control plane, its API and the dashboard (at /)."""
     import uvicorn
 
+    from arkwright.backends.privilege import harden_data_dir, root_warning
     from arkwright.service.app import create_app
     from arkwright.service.server import ServiceConfig, build_control
 
     policy_or_exit(policy)
-    data_dir = absolute(data_dir)
+    warning = root_warning(allow_root)
+    if warning:
+        console.print(f"[yellow]{warning}[/yellow]")
+    data_dir = harden_data_dir(absolute(data_dir))
     config = ServiceConfig(
         fleet_or_exit(fleet_name),
         data_dir,

@@ -24,6 +24,7 @@ from pydantic import (
 from arkwright.core.fleet import Fleet, Pool, Site, Tenant
 from arkwright.core.gpus import GPU_CATALOGUE, UnknownGpuModel, gpu_spec
 from arkwright.core.policy_data import Classification
+from arkwright.fleets.identity import IdentitySettings, backend_settings
 from arkwright.fleets.slurm_settings import SlurmSettings
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -84,6 +85,7 @@ class SiteFile(_Strict):
     pue: Annotated[float, Field(ge=1.0, le=3.0)] = 1.3
     backend: Literal["simulated", "local", "slurm"] = "simulated"
     slurm: SlurmSettings | None = None
+    identity: IdentitySettings | None = None  # who jobs run as: fleets/identity.py
     allowed_tenants: list[str] | None = None
     max_job_hours: Annotated[float, Field(gt=0)] | None = None
     note: str = ""
@@ -245,7 +247,7 @@ def _build(spec: FleetFile, source: str) -> Fleet:
             problems.append(f"{source}: sites: duplicate site {site_spec.name!r}")
             continue
         seen_sites.add(site_spec.name)
-        site = build_site(**site_spec.model_dump(exclude={"pools", "note", "slurm"}))
+        site = build_site(**site_spec.model_dump(exclude={"pools", "note", "slurm", "identity"}))
         sites.append(site)
         pool_names: set[str] = set()
         for pool_spec in site_spec.pools:
@@ -304,9 +306,7 @@ def _build(spec: FleetFile, source: str) -> Fleet:
         tenants,
         assumptions,
         throughput={jt: dict(row) for jt, row in spec.throughput.items()},
-        backend_settings={
-            s.name: s.slurm or SlurmSettings() for s in spec.sites if s.backend == "slurm"
-        },
+        backend_settings=backend_settings(spec.sites),
     )
 
 

@@ -10,13 +10,19 @@ work_dir = "/projects/arkwright/runs"    # on the cluster's shared filesystem
 partitions = { gh200 = "workq" }         # pool -> partition (default: the pool's name)
 gres_types = { gh200 = "gh200" }         # pool -> GRES type: --gres=gpu:gh200:N
 account = "{tenant}"                      # Slurm account; {tenant} is the programme
+run_as = "owner"                          # (default) submit as the job's mapped account:
+                                          # commands through `runuser -u ACCOUNT --` (the service
+                                          # is root; munge vouches), REST with X-SLURM-USER-NAME
+                                          # (a SlurmUser token); "service": one shared account
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from arkwright.fleets.identity import IdentitySettings
 
 
 class SlurmSettings(BaseModel):
@@ -40,6 +46,9 @@ class SlurmSettings(BaseModel):
     # A job Slurm keeps PENDING this long is taken back and placed again (maybe elsewhere).
     pending_timeout_s: Annotated[float, Field(gt=0)] = 600.0
     command_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    run_as: Literal["owner", "service"] = "owner"
+    # Set by the loader from the site's [sites.identity] table (not written here).
+    identity: IdentitySettings | None = Field(default=None, exclude=True)
 
     @field_validator("account")
     @classmethod
@@ -57,6 +66,12 @@ class SlurmSettings(BaseModel):
             raise ValueError("give ssh or rest_url, not both: they are two ways to one controller")
         if self.rest_url and self.extra_args:
             raise ValueError("extra_args are sbatch options; they do not apply with rest_url")
+        if self.run_as == "owner" and self.ssh:
+            raise ValueError(
+                "run_as = 'owner' (the default) needs the service (as root) to run Slurm's "
+                "commands on this machine, or rest_url with a SlurmUser token, not ssh; "
+                "with ssh, set run_as = 'service' to accept one shared account for all"
+            )
         if self.rest_url and not self.rest_url.startswith(("http://", "https://")):
             raise ValueError(f"rest_url {self.rest_url!r} should start http:// or https://")
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -53,6 +54,7 @@ def start_server(
             str(data_dir),
             "--port",
             str(port),
+            *(["--allow-root"] if os.geteuid() == 0 else []),  # CI runs as root
             *extra,
         ],
         stdout=output,

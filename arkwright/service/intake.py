@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job
+from arkwright.fleets.identity import sites_that_can_run
 from arkwright.service.db import JobRow
 from arkwright.service.errors import AdmissionError, IdempotencyConflict, StoreUnavailable
 from arkwright.service.records import core_job, from_epoch
@@ -70,6 +71,10 @@ class Intake:
         idempotency_key: str | None = None,
     ) -> tuple[JobRow, bool]:
         stored = spec.model_dump(mode="json")
+        # The user whose mapped account runs the job on each site, and the sites where
+        # that user has one: the core never places a job where it could not start.
+        stored["owner"] = actor
+        stored["owner_sites"] = sorted(sites_that_can_run(self.fleet, actor, tenant))
         now = self.clock()
         if idempotency_key:
             earlier = self._earlier(user_id, idempotency_key, stored, tenant)
@@ -144,6 +149,11 @@ class Intake:
         unknown = sorted(set(spec.sites or []) - set(self.fleet.site_by_name))
         if unknown:
             raise AdmissionError(f"sites: unknown site {unknown[0]!r}")
+        able = set(stored["owner_sites"])
+        if not able or (spec.sites and not able & set(spec.sites)):
+            raise AdmissionError(
+                f"sites: user {stored['owner']!r} has no account on any site that could run it"
+            )
         # The number comes with the insert; the rules do not depend on it.
         reason = self.admission_error(core_job("j-new", tenant, stored, now))
         if reason is not None:

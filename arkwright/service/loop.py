@@ -147,6 +147,7 @@ def request_for(cp: ControlPlane, start: Start) -> RunRequest:
         attempt=job.attempts,
         command=list(spec.get("command") or []),
         env=dict(spec.get("env") or {}),
+        owner=spec.get("owner", ""),
         runtime_s=max(job.duration_s - job.work_done_s, 0.0) / job.speed,
     )
 

@@ -42,13 +42,24 @@ def core_job(job_id: str, tenant: str, spec: dict, submitted: float) -> Job:
             personal_data=DataPolicy.parse(None, None, spec["personal_data"]).personal_data,
         ),
         gpu_types=frozenset(spec["gpu_type"]) if spec.get("gpu_type") else None,
-        sites=frozenset(spec["sites"]) if spec.get("sites") else None,
+        sites=_sites(spec),
         job_type=spec.get("job_type") or "default",
         priority=PriorityClass.parse(spec.get("priority")),
         preemptible=spec.get("preemptible", True),
         checkpoint_interval_s=parse_duration(ckpt) if ckpt else None,
         deadline=to_epoch(datetime.fromisoformat(deadline)) if deadline else None,
     )
+
+
+def _sites(spec: dict) -> frozenset[str] | None:
+    """The sites the submitter asked for, narrowed to those where the owner has an
+    account (`owner_sites`, fixed at submission from the fleet's identity tables)."""
+    asked = frozenset(spec["sites"]) if spec.get("sites") else None
+    able = spec.get("owner_sites")
+    if able is None:
+        return asked
+    able = frozenset(able)
+    return able if asked is None else asked & able
 
 
 def usage_of_run(

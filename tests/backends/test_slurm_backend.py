@@ -58,7 +58,7 @@ class ScriptedSlurm(SlurmCli):
     def prepare(self, work_dir: str) -> None:
         self.prepared.append(work_dir)  # a path on the cluster: nothing is made here
 
-    def run(self, args: list[str], stdin: str | None = None) -> str:
+    def run(self, args: list[str], stdin: str | None = None, as_user: str | None = None) -> str:
         self.calls.append((args, stdin))
         answer = self.answers.get(args[0], "")
         if callable(answer):
@@ -72,7 +72,7 @@ class ScriptedSlurm(SlurmCli):
 
 
 def make_backend(settings: dict | None = None, clock=lambda: 1000.0):
-    fleet = slurm_fleet(settings or {})
+    fleet = slurm_fleet({"run_as": "service", **(settings or {})})
     settings = fleet.backend_settings["hpc"]
     scripted = ScriptedSlurm(settings)
     backend = SlurmBackend(fleet, "hpc", settings, "/shared/ark", clock=clock, client=scripted)
@@ -319,7 +319,9 @@ def test_sbatch_refusal_is_an_error_naming_slurms_reason():
 
 def test_commands_go_over_ssh_as_one_quoted_string():
     commands = SlurmCli(
-        SlurmSettings(ssh="ark@login", ssh_options=["-p", "2222"], slurm_conf="/etc/s.conf")
+        SlurmSettings(
+            ssh="ark@login", ssh_options=["-p", "2222"], slurm_conf="/etc/s.conf", run_as="service"
+        )
     )
     argv = commands._argv(["squeue", "--name=a b"])
     assert argv[:6] == ["ssh", "-o", "BatchMode=yes", "-p", "2222", "ark@login"]
@@ -329,7 +331,7 @@ def test_commands_go_over_ssh_as_one_quoted_string():
 def test_a_missing_slurm_install_reads_as_unreachable():
     commands = SlurmCli(SlurmSettings())
     with pytest.raises(BackendUnavailable, match="not installed"):
-        commands._argv = lambda args: ["/nonexistent/squeue"]  # type: ignore[method-assign]
+        commands._argv = lambda args, as_user=None: ["/nonexistent/squeue"]  # type: ignore[method-assign]
         commands.run(["squeue"])
 
 
@@ -352,7 +354,9 @@ def test_the_example_slurm_fleet_reads_and_says_how_to_reach_its_controller():
 
     fleet = load_fleet(Path(__file__).resolve().parents[2] / "examples" / "slurm-site.toml")
     settings = fleet.backend_settings["isambard"]
-    assert settings.ssh and settings.partition_for("gh200") == "workq"
+    assert settings.run_as == "owner" and settings.partition_for("gh200") == "workq"
+    assert settings.identity.account_for("alice", "research") == "asmith"
+    assert settings.identity.account_for("bob", "research") == "bob"
     assert settings.gres_for("gh200", 4) == "gpu:gh200:4"
     assert "cloud-uk" not in fleet.backend_settings
 
@@ -361,7 +365,7 @@ def test_job_directories_are_made_here_or_on_the_login_node(tmp_path):
     local = SlurmCli(SlurmSettings())
     local.prepare(str(tmp_path / "j1" / "attempt-1"))
     assert (tmp_path / "j1" / "attempt-1").is_dir()
-    remote = ScriptedSlurm(SlurmSettings(ssh="ark@login"))
+    remote = ScriptedSlurm(SlurmSettings(ssh="ark@login", run_as="service"))
     SlurmCli.prepare(remote, "/cluster/j1")
     assert remote.called("mkdir") == [["mkdir", "-p", "/cluster/j1"]]
 

@@ -55,6 +55,7 @@ backend = "slurm"
   [sites.slurm]
   {access}
   work_dir = "{work_dir}"
+  run_as = "service"
   partitions = {{ big = "gpu", small = "debug" }}
   poll_interval_s = 0.25
   pending_timeout_s = 300

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -104,7 +105,10 @@ def test_a_run_killed_outright_is_requeued_and_runs_again(service, tmp_path):
             "command": [
                 "sh",
                 "-c",
-                "if [ -e ../../marker ]; then exit 0; fi; touch ../../marker; sleep 60",
+                # Somewhere the job's own account may write (its run directory is new
+                # on each attempt, and the directories above it are not the job's).
+                f"m=/tmp/arkt-marker-{uuid.uuid4().hex}; "
+                "if [ -e $m ]; then exit 0; fi; touch $m; sleep 60",
             ],
         },
     ).json()["id"]
