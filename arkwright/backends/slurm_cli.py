@@ -178,6 +178,10 @@ class SlurmCli:
             if "accounting storage is disabled" in str(exc).lower():
                 self._has_sacct = False  # this site keeps none: stop asking
             return None
+        except BackendUnavailable:
+            # The controller answered squeue a moment ago; it is accounting (slurmdbd or
+            # its database) that is away: no answer from it, so the exit record decides.
+            return None
         self._has_sacct = True
         for line in reversed(out.splitlines()):  # the newest record first
             state, code, end = [*line.split("|"), "", "", ""][:3]

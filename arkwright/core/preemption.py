@@ -15,7 +15,7 @@ Armada and KAI file most), so it is held back by four rules:
    with `usage_half_life_s`): the claimant's share of recent use is below its entitled
    share by `reclaim_history_margin`, the borrower's above its own.
 3. Never preempt for a job that could start within `preempt_start_horizon_s` anyway
-   (running jobs' time limits say when room comes).
+   (running jobs' time limits say when room comes); urgent work does not wait.
 4. Victims are ordered by the standalone comparator `victim_order`: least work lost
    since their last checkpoint, then lowest priority, then most borrowed.
 """
@@ -153,7 +153,7 @@ class Preemptor:
         s = self._s
         entitled = self.entitled(job)
         reclaim = self._may_reclaim(job, now)
-        if self._starts_soon_anyway(job, cls, now):
+        if job.priority < PriorityClass.URGENT and self._starts_soon_anyway(job, cls, now):
             return None
         order_key = s.order.key
         key = order_key(job)

@@ -3,7 +3,6 @@ the tests run as root, as CI does; test accounts are reused, never left half-mad
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pwd
 import tomllib
@@ -12,8 +11,6 @@ from importlib import resources
 from arkwright.backends.accounts import create_account
 from arkwright.core.fleet import Fleet
 from arkwright.fleets.loader import parse_fleet
-from arkwright.service.control import ControlPlane
-from arkwright.service.db import JobRow, UserRow
 
 TEST_TEMPLATE = "arkt-{tenant}-{user}"
 IS_ROOT = os.geteuid() == 0
@@ -27,23 +24,6 @@ def local_fleet_with_identity(**identity) -> Fleet:
         if site.get("backend") == "local":
             site["identity"] = table
     return parse_fleet(raw, "test fleet")
-
-
-def carry_owner(control: ControlPlane) -> None:
-    """Give each RunRequest its owner's name, as the control plane's `_request_for` does
-    once the merge adds `owner=` to it (this wrapper then changes nothing)."""
-    original = control._request_for
-
-    def with_owner(start):
-        request = original(start)
-        if request.owner:
-            return request
-        with control.sessions() as session:
-            row = session.get(JobRow, start.job.job_id)
-            user = session.get(UserRow, row.user_id)
-        return dataclasses.replace(request, owner=user.name)
-
-    control._request_for = with_owner  # type: ignore[method-assign]
 
 
 def ensure_account(name: str) -> int:

@@ -22,7 +22,7 @@ from arkwright.service.app import create_app
 from arkwright.service.control import ControlPlane
 from arkwright.service.db import JobRow
 from arkwright.service.server import ServiceConfig, bootstrap_admin, build_control
-from tests.security.accounts import IS_ROOT, carry_owner, local_fleet_with_identity
+from tests.security.accounts import IS_ROOT, local_fleet_with_identity
 
 SECRET_NAME = "ARKWRIGHT_TEST_SERVER_SECRET"
 SECRET_VALUE = "server-only-7f3a9c"
@@ -83,7 +83,6 @@ def secure_service() -> Iterator[SecureService]:
         token = bootstrap_admin(db_url)
         config = ServiceConfig(local_fleet_with_identity(), data_dir, db_url, tick_s=0.05)
         control = build_control(config)
-        carry_owner(control)
         with TestClient(create_app(control)) as client:
             yield SecureService(client, control, {"Authorization": f"Bearer {token}"}, data_dir)
     finally:

@@ -18,7 +18,7 @@ from arkwright.fleets import load_fleet
 from arkwright.service.app import create_app
 from arkwright.service.server import ServiceConfig, bootstrap_admin, build_control
 from tests.backends.test_slurm_cluster import CONF, FLEET, access, slurm, slurm_job
-from tests.security.accounts import IS_ROOT, carry_owner, ensure_account
+from tests.security.accounts import IS_ROOT, ensure_account
 from tests.service.conftest import Service
 
 __all__ = ["access"]  # the fixture: commands, and slurmrestd where it runs
@@ -59,7 +59,6 @@ def tenants_service(access: str):
     token = bootstrap_admin(db_url)
     config = ServiceConfig(load_fleet(fleet_file), base / "data", db_url, tick_s=0.05)
     control = build_control(config)
-    carry_owner(control)
     with TestClient(create_app(control)) as client:
         yield Service(client, control, {"Authorization": f"Bearer {token}"}, config), base
     for account in (ANN, BEN):

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+import pytest
+
+from arkwright.service.shares import entitled_shares
 from arkwright.service.views import SESSION_COOKIE
 
 
@@ -80,7 +83,10 @@ def test_overview_counts_shares_and_samples_utilisation(service):
     busy = sum(site["gpus_busy"] for site in view["sites"])
     assert view["gpus_busy"] == busy == research["running_gpus"]
     if busy:
-        assert research["attained_share"] == 1.0 and research["entitled_share"] == 1.0
+        # Entitlement is the scheduler's own: weight over every programme's weight.
+        entitled = entitled_shares(service.control.scheduler.weights)["research"]
+        assert research["attained_share"] == 1.0
+        assert research["entitled_share"] == pytest.approx(entitled) and entitled < 1.0
     assert view["utilisation"]["times"], "the control loop samples utilisation"
     assert set(view["utilisation"]["sites"]) == {s.name for s in service.control.fleet.sites}
     remote = next(s for s in view["sites"] if s["name"] == "remote-uk")
