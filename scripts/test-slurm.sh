@@ -47,9 +47,8 @@ start_rest() {
     && mv "$dir/jwt.token.partial" "$dir/jwt.token" || return 1
   rest_up && return 0
   pkill -f -- "slurmrestd .*127.0.0.1:$rest_port"
-  # From /: a daemon that outlives this checkout must not sit in a directory that goes.
-  (cd / && runuser -u nobody -- env SLURM_CONF="$conf" SLURM_JWT=daemon \
-    slurmrestd -a rest_auth/jwt -s openapi/v0.0.38 "127.0.0.1:$rest_port" >"$dir/slurmrestd.log" 2>&1 &)
+  runuser -u nobody -- env SLURM_CONF="$conf" SLURM_JWT=daemon \
+    slurmrestd -a rest_auth/jwt -s openapi/v0.0.38 "127.0.0.1:$rest_port" >"$dir/slurmrestd.log" 2>&1 &
   wait_for 20 rest_up
 }
 
