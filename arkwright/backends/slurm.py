@@ -411,7 +411,7 @@ class SlurmBackend:
 
     def _settle_unknown(self, run: _Run, now: float) -> Outcome | None:
         """The controller no longer lists the job: accounting, then the exit record."""
-        accounted = self.client.accounting(str(run.slurm_id), f"ark-{run.job_id}")
+        accounted = self.client.accounting(str(run.slurm_id), f"ark-{run.job_id}", run.submitted_at)
         if accounted is not None:
             status, exit_code = accounted
             if status.state in ACTIVE_STATES:

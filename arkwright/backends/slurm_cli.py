@@ -37,6 +37,11 @@ _UNREACHABLE = (
 _EXIT_CODE = re.compile(r"\bExitCode=(\d+):(\d+)")
 
 
+# How far the site's clock may sit behind ours when accounting's submit times are
+# compared with the time Arkwright recorded just before it called sbatch.
+_CLOCK_SLACK_S = 120.0
+
+
 def parse_slurm_time(text: str) -> float | None:
     """Epoch seconds from Slurm's `standard` time format (local time), None for Unknown."""
     try:
@@ -168,12 +173,19 @@ class SlurmCli:
         match = _EXIT_CODE.search(out)
         return exit_status(int(match.group(1)), int(match.group(2))) if match else None
 
-    def accounting(self, slurm_id: str, name: str) -> tuple[SlurmStatus, int | None] | None:
+    def accounting(
+        self, slurm_id: str, name: str, submitted_at: float
+    ) -> tuple[SlurmStatus, int | None] | None:
         if self._has_sacct is False:
             return None
+        # A controller that lost its state hands out ids from 1 again, so accounting may
+        # hold several jobs of this id and name: ask for all of them (--duplicates) from
+        # shortly before this submission, and keep only records submitted since then.
+        since = submitted_at - _CLOCK_SLACK_S
+        window = datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S")
         try:
-            query = ["-j", slurm_id, f"--name={name}", "-o", "State,ExitCode,End"]
-            out = self.run(["sacct", "-n", "-X", "-P", *query])
+            query = ["-j", slurm_id, f"--name={name}", "--duplicates", "-S", window]
+            out = self.run(["sacct", "-n", "-X", "-P", *query, "-o", "State,ExitCode,End,Submit"])
         except SlurmError as exc:
             if "accounting storage is disabled" in str(exc).lower():
                 self._has_sacct = False  # this site keeps none: stop asking
@@ -183,17 +195,22 @@ class SlurmCli:
             # its database) that is away: no answer from it, so the exit record decides.
             return None
         self._has_sacct = True
-        for line in reversed(out.splitlines()):  # the newest record first
-            state, code, end = [*line.split("|"), "", "", ""][:3]
-            if state:
-                parts = code.split(":")
-                exit_code = (
-                    exit_status(int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
-                    if parts[0].isdigit()
-                    else None
-                )
-                return SlurmStatus(state.split()[0], "", parse_slurm_time(end)), exit_code
-        return None
+        newest: tuple[float, SlurmStatus, int | None] | None = None
+        for line in out.splitlines():
+            state, code, end, submit = [*line.split("|"), "", "", "", ""][:4]
+            submitted = parse_slurm_time(submit)
+            if not state or submitted is None or submitted < since:
+                continue  # an older job that had this id before the controller forgot
+            parts = code.split(":")
+            exit_code = (
+                exit_status(int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
+                if parts[0].isdigit()
+                else None
+            )
+            if newest is None or submitted >= newest[0]:
+                status = SlurmStatus(state.split()[0], "", parse_slurm_time(end))
+                newest = (submitted, status, exit_code)
+        return None if newest is None else (newest[1], newest[2])
 
     def read_file(self, path: str) -> str | None:
         try:

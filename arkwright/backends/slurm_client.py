@@ -65,8 +65,11 @@ class SlurmClient(Protocol):
 
     def exit_code(self, slurm_id: str) -> int | None: ...
 
-    def accounting(self, slurm_id: str, name: str) -> tuple[SlurmStatus, int | None] | None:
-        """What the site's accounting (sacct) recorded for the job of this id and name (ids
-        are reused when a controller loses its state), or None where it keeps none."""
+    def accounting(
+        self, slurm_id: str, name: str, submitted_at: float
+    ) -> tuple[SlurmStatus, int | None] | None:
+        """What the site's accounting (sacct) recorded for the job of this id and name
+        submitted at about `submitted_at` (ids are reused when a controller loses its
+        state), or None where it keeps none or has no record of it yet."""
 
     def read_file(self, path: str) -> str | None: ...

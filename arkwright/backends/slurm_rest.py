@@ -174,7 +174,9 @@ class SlurmRest:
         status = self.statuses([slurm_id]).get(slurm_id)
         return status.exit_code if status else None
 
-    def accounting(self, slurm_id: str, name: str) -> tuple[SlurmStatus, int | None] | None:
+    def accounting(
+        self, slurm_id: str, name: str, submitted_at: float
+    ) -> tuple[SlurmStatus, int | None] | None:
         return None  # slurmdbd's REST API is a separate service; the exit record serves
 
     def read_file(self, path: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -266,13 +267,43 @@ def test_a_job_slurm_forgot_is_settled_by_its_exit_record_or_lost():
     assert outcome.ending is Ending.LOST and "no longer knows job 4242" in outcome.reason
 
 
+def local_time(epoch: float) -> str:
+    """An epoch as Slurm's `standard` time format prints it (local time)."""
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def test_sacct_is_asked_first_where_the_site_keeps_accounting():
-    backend, scripted, _ = started()
+    backend, scripted, _ = started()  # submitted at 1000
     scripted.answers["squeue"] = ""
-    scripted.answers["sacct"] = "NODE_FAIL|0:0|2026-11-25T09:00:00\n"
+    scripted.answers["sacct"] = f"NODE_FAIL|0:0|{local_time(1500)}|{local_time(1001)}\n"
     [outcome] = backend.poll(2000.0)
     assert outcome.ending is Ending.LOST and "sacct" in outcome.reason
+    assert outcome.ended_at == 1500.0
     assert scripted.called("cat") == []
+    [args] = scripted.called("sacct")
+    assert "--duplicates" in args and "-j" in args and "--name=ark-j1" in args
+
+
+def test_an_older_job_that_had_the_same_slurm_id_is_not_taken_for_this_one():
+    # A controller that lost its state numbers jobs from 1 again; accounting then holds
+    # an older job of the same id and name (from an earlier life of the service).
+    backend, scripted, _ = started(clock=lambda: 100_000.0)
+    scripted.answers["squeue"] = ""
+    scripted.answers["sacct"] = (
+        f"COMPLETED|0:0|{local_time(20_000)}|{local_time(10_000)}\n"
+        f"FAILED|5:0|{local_time(100_060)}|{local_time(100_001)}\n"
+        f"COMPLETED|0:0|{local_time(50_000)}|{local_time(40_000)}\n"
+    )
+    [outcome] = backend.poll(100_100.0)
+    assert (outcome.ending, outcome.exit_code) == (Ending.FAILED, 5)
+    # Only older records: accounting has not heard of this submission, the record decides.
+    backend, scripted, _ = started(clock=lambda: 100_000.0)
+    scripted.answers["squeue"] = ""
+    scripted.answers["sacct"] = f"COMPLETED|0:0|{local_time(20_000)}|{local_time(10_000)}\n"
+    scripted.answers["cat"] = '{"exit_code": 3, "ended_at": 100050}\n'
+    [outcome] = backend.poll(100_100.0)
+    assert (outcome.ending, outcome.exit_code) == (Ending.FAILED, 3)
+    assert "exit record" in outcome.reason
 
 
 def test_after_a_restart_a_submission_whose_id_was_never_recorded_is_found_by_name():
