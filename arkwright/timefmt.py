@@ -14,6 +14,18 @@ _UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+UNLIMITED_WORDS = ("unlimited", "infinite")
+
+
+def is_unlimited(value: str | float | int | None) -> bool:
+    """Slurm's `UNLIMITED`, `INFINITE` and `0` for a time limit: the site's maximum."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int | float):
+        return value == 0
+    return value.strip().lower() in (*UNLIMITED_WORDS, "0")
+
+
 def parse_duration(value: str | float | int) -> float:
     """Seconds in a duration; raises ValueError naming the value."""
     if isinstance(value, bool):

@@ -88,6 +88,10 @@ class Fleet:
     # Per-site settings for the backend that runs it (e.g. how to reach a Slurm controller);
     # the core never reads them.
     backend_settings: dict[str, object] = field(default_factory=dict)
+    # How a site's Slurm-world names (partitions, accounts, QoS, features, GRES types)
+    # and default time limits map onto this fleet (`arkwright.fleets.slurm_names`); read
+    # at the service's boundary, never by the core.
+    slurm_names: object | None = None
     tenant_by_name: dict[str, Tenant] = field(init=False, repr=False)
     site_by_name: dict[str, Site] = field(init=False, repr=False)
 

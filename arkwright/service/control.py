@@ -215,11 +215,13 @@ class ControlPlane:
         user_id: int,
         actor: str,
         idempotency_key: str | None = None,
+        warnings: list[str] | None = None,
     ) -> tuple[JobRow, bool]:
         """Accept a job (stored, then queued) and return it, or raise AdmissionError.
         With an Idempotency-Key already used for the same submission, returns the first
-        job and False. A database failure raises StoreUnavailable (a 503)."""
-        return self.intake.submit(spec, tenant, user_id, actor, idempotency_key)
+        job and False. A database failure raises StoreUnavailable (a 503). `warnings`:
+        what resolving the submission's Slurm names and defaults changed, kept with it."""
+        return self.intake.submit(spec, tenant, user_id, actor, idempotency_key, warnings)
 
     def _admission_error(self, job: Job) -> str | None:
         with self.lock:

@@ -69,8 +69,11 @@ class Intake:
         user_id: int,
         actor: str,
         idempotency_key: str | None = None,
+        warnings: list[str] | None = None,
     ) -> tuple[JobRow, bool]:
         stored = spec.model_dump(mode="json")
+        if warnings:
+            stored["warnings"] = list(warnings)
         # The user whose mapped account runs the job on each site, and the sites where
         # that user has one: the core never places a job where it could not start.
         stored["owner"] = actor

@@ -84,6 +84,11 @@ def _job_view(row: Any, user: str | None) -> dict:
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "command": spec.get("command") or [],
+        "nodes": spec.get("nodes"),
+        "dependency": spec.get("dependency"),
+        "array_job_id": spec.get("array_job_id"),
+        "array_task_id": spec.get("array_task_id"),
+        "warnings": spec.get("warnings") or [],
     }
 
 

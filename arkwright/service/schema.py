@@ -25,12 +25,13 @@ from pydantic import (
     StrictStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from arkwright.core.gpus import GPU_CATALOGUE
 from arkwright.core.job import PriorityClass
 from arkwright.core.policy_data import Classification, PersonalData
-from arkwright.timefmt import format_duration, parse_duration
+from arkwright.timefmt import format_duration, is_unlimited, parse_duration
 
 Role = Literal["admin", "tenant-admin", "user"]
 
@@ -85,6 +86,8 @@ class _In(BaseModel):
 # members: JSON `true` is not one second, and "1" (a string) is Slurm's one minute.
 DurationIn = Annotated[StrictStr, Field(max_length=32)] | StrictInt | StrictFloat
 ShortName = Annotated[str, Field(max_length=64)]
+PoolName = Annotated[str, Field(max_length=129)]
+SlurmName = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 
 
 def checked_duration(value: str | float, limits: Limits) -> str | float:
@@ -105,7 +108,9 @@ class JobSubmit(_In):
     tenant: ShortName | None = None
     gpus: Annotated[StrictInt, Field(gt=0, le=1_000_000)]
     gpu_type: Annotated[list[ShortName], Field(max_length=64)] | None = None
-    time: DurationIn = "1h"
+    # None: the pool's default time limit (the fleet's `default_time`, as Slurm's
+    # partition DefaultTime); "UNLIMITED", "INFINITE" or 0: the site's maximum.
+    time: DurationIn | None = None
     expected_runtime: DurationIn | None = None
     job_type: ShortName = "default"
     residency: Annotated[list[ShortName], Field(max_length=64)] | None = None
@@ -116,8 +121,39 @@ class JobSubmit(_In):
     checkpoint_interval: DurationIn | None = None
     deadline: datetime | None = None
     sites: Annotated[list[ShortName], Field(max_length=256)] | None = None
+    # Pools ("site/pool") the job may use; None: any eligible pool.
+    pools: Annotated[list[PoolName], Field(max_length=256)] | None = None
+    # The node shape: exactly `nodes` nodes with gpus / nodes GPUs on each (as sbatch's
+    # --nodes with --gpus-per-node). None: Arkwright chooses (one node when the job fits
+    # on one, else whole nodes).
+    nodes: Annotated[StrictInt, Field(gt=0, le=100_000)] | None = None
+    # Slurm-world names a site's users already write; the fleet's `[slurm_names]` maps
+    # them to pools, programmes, GPU models and priorities (`arkwright.fleets.slurm_names`).
+    partition: SlurmName | None = None
+    account: SlurmName | None = None
+    qos: SlurmName | None = None
+    constraint: SlurmName | None = None
+    # Slurm's --dependency syntax over Arkwright job ids ("afterok:j-0000012:j-0000013",
+    # "afterany:12?afternotok:14", "singleton"); --kill-on-invalid-dep.
+    dependency: Annotated[StrictStr, Field(max_length=8192)] | None = None
+    kill_on_invalid_dep: bool = False
+    # Slurm's --array spec ("0-15:4", "1,3,5%2"): one job per task, made together.
+    array: Annotated[StrictStr, Field(max_length=4096)] | None = None
+    # A batch script run as Slurm runs one: written to the run directory and executed
+    # (its own #! interpreter), with `command` as its arguments.
+    script: Annotated[StrictStr, Field(max_length=1 << 20)] | None = None
+    # Where the logs go, as sbatch's --output/--error patterns (%j %x %A %a %u %N %%),
+    # relative to the run directory. None: stdout.log / stderr.log there.
+    output: Annotated[StrictStr, Field(max_length=1024)] | None = None
+    error: Annotated[StrictStr, Field(max_length=1024)] | None = None
     command: list[str] = []
     env: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _shape(self) -> JobSubmit:
+        if self.nodes is not None and self.gpus % self.nodes:
+            raise ValueError(f"nodes: {self.gpus} GPUs do not split evenly over {self.nodes} nodes")
+        return self
 
     @field_validator("gpu_type", mode="before")
     @classmethod
@@ -144,6 +180,8 @@ class JobSubmit(_In):
     @field_validator("time", "expected_runtime", "checkpoint_interval")
     @classmethod
     def _durations(cls, value: str | float | None, info: ValidationInfo) -> str | float | None:
+        if value is None or (info.field_name == "time" and is_unlimited(value)):
+            return value
         return None if value is None else checked_duration(value, limits_of(info))
 
     @field_validator("command")
@@ -204,6 +242,12 @@ class JobOut(BaseModel):
     attempts: int
     exit_code: int | None
     slurm_job_id: str | None = None  # the run's id in its site's Slurm, where it has one
+    nodes: int | None = None  # the node shape asked for; None: Arkwright's choice
+    dependency: str | None = None  # as submitted, ids resolved
+    array_job_id: str | None = None  # the array's id (its first task's job id)
+    array_task_id: int | None = None
+    expected_start: datetime | None = None  # the core's estimate while pending, if any
+    warnings: list[str] = []  # what the submission's Slurm names or defaults changed
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -19,6 +19,7 @@ from arkwright.service.api.deps import Control, Db, Me
 from arkwright.service.api.errors import ERRORS, field_errors
 from arkwright.service.control import AdmissionError, IdempotencyConflict
 from arkwright.service.schema import EventOut, JobOut, JobPage, JobSubmit, Limits
+from arkwright.service.slurm_names import resolve_submission
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 
@@ -121,6 +122,10 @@ async def submit(
     spec = parse_submission(
         await request.body(), request.headers.get("content-type", ""), request.app.state.limits
     )
+    try:
+        spec, warnings = resolve_submission(spec, control.fleet)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     tenant = spec.tenant or me.tenant
     if tenant is None:
         raise HTTPException(422, "tenant: an admin must name the programme to charge")
@@ -130,7 +135,7 @@ async def submit(
         raise HTTPException(400, "Idempotency-Key must be 1 to 128 characters")
     try:
         row, created = await run_in_threadpool(
-            control.submit, spec, tenant, me.user_id, me.name, idempotency_key
+            control.submit, spec, tenant, me.user_id, me.name, idempotency_key, warnings
         )
     except AdmissionError as exc:
         raise HTTPException(422, str(exc)) from None
