@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from arkwright.core.budget import OverBudget
 from arkwright.core.eligibility import EligibilityClass
+from arkwright.core.gang import can_ever_hold
 from arkwright.core.job import Job
 
 if TYPE_CHECKING:
@@ -27,8 +28,14 @@ class Admission:
         )
 
     def usable_mask(self, job: Job, cls: EligibilityClass) -> int:
-        """The class's pools less those whose site wall-time limit is below the request."""
+        """The class's pools less those whose site wall-time limit is below the request, and
+        (for a job of a fixed node shape) those whose nodes cannot hold the shape."""
         mask = cls.pool_mask
+        if job.nodes:
+            pools = self._s.fleet.pools
+            for i in cls.pools:
+                if not can_ever_hold(job, pools[i]):
+                    mask &= ~(1 << i)
         if not self._limited_mask & mask:
             return mask
         speeds = self._s.speeds(job.job_type)
@@ -44,9 +51,16 @@ class Admission:
     def never_fits_reason(self, job: Job, cls: EligibilityClass) -> str | None:
         s = self._s
         if not cls.pools:
-            return s.eligibility.explain_none(job.tenant, job.data_policy, job.gpu_types, job.sites)
+            return s.eligibility.explain_none(
+                job.tenant, job.data_policy, job.gpu_types, job.sites, job.pools
+            )
         pools = [s.fleet.pools[i] for i in cls.pools]
-        if not any(p.allocated_gpus(job.gpus) <= p.gpus for p in pools):
+        if not any(can_ever_hold(job, p) for p in pools):
+            if job.nodes:
+                return (
+                    f"asks for {job.nodes} nodes with {job.gpus // job.nodes} GPUs each; "
+                    "no eligible pool has that many nodes of that size"
+                )
             largest = max(pools, key=lambda p: p.gpus)
             return (
                 f"asks for {job.gpus} GPUs; the largest eligible pool ({largest.name}) "

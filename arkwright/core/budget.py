@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from arkwright.core.fleet import Pool
+from arkwright.core.gang import held_gpus
 from arkwright.core.job import Job
 
 
@@ -67,7 +68,7 @@ class BudgetLedger:
     def most_it_could_cost(self, job: Job, pool: Pool, speed: float) -> float:
         budget = self.budgets[job.tenant]
         seconds = max(job.requested_s - job.work_done_s, 0.0) / speed
-        return self._amount(budget, pool, pool.allocated_gpus(job.gpus), seconds)
+        return self._amount(budget, pool, held_gpus(job, pool), seconds)
 
     def left(self, tenant: str) -> float:
         return self.budgets[tenant].limit - self.spent[tenant] - self.committed[tenant]

@@ -23,11 +23,14 @@ def ineligibility_reason(
     policy: DataPolicy,
     gpu_types: frozenset[str] | None,
     sites: frozenset[str] | None = None,
+    pools: frozenset[str] | None = None,
 ) -> str | None:
     """Why `pool` may not hold this work, or None when it may."""
     site = pool.site
     if gpu_types is not None and pool.gpu_model not in gpu_types:
         return f"GPU model {pool.gpu_model} not in {sorted(gpu_types)}"
+    if pools is not None and pool.name not in pools:
+        return f"pool {pool.name} not in the job's pools {sorted(pools)}"
     if sites is not None and site.name not in sites:
         return f"site {site.name} not in the job's sites {sorted(sites)}"
     if policy.residency is not None and site.jurisdiction not in policy.residency:
@@ -59,11 +62,14 @@ def is_eligible(
     policy: DataPolicy,
     gpu_types: frozenset[str] | None,
     sites: frozenset[str] | None = None,
+    pools: frozenset[str] | None = None,
 ) -> bool:
-    return ineligibility_reason(pool, tenant, policy, gpu_types, sites) is None
+    return ineligibility_reason(pool, tenant, policy, gpu_types, sites, pools) is None
 
 
-ClassKey = tuple[str, DataPolicy, frozenset[str] | None, frozenset[str] | None]
+ClassKey = tuple[
+    str, DataPolicy, frozenset[str] | None, frozenset[str] | None, frozenset[str] | None
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +95,9 @@ class EligibilityIndex:
         policy: DataPolicy,
         gpu_types: frozenset[str] | None,
         sites: frozenset[str] | None = None,
+        pools: frozenset[str] | None = None,
     ) -> EligibilityClass:
-        key = (tenant, policy, gpu_types, sites)
+        key = (tenant, policy, gpu_types, sites, pools)
         found = self._by_key.get(key)
         if found is not None:
             return found
@@ -98,7 +105,7 @@ class EligibilityIndex:
         pools = tuple(
             p.index
             for p in self._fleet.pools
-            if is_eligible(p, tenant_spec, policy, gpu_types, sites)
+            if is_eligible(p, tenant_spec, policy, gpu_types, sites, pools)
         )
         mask = 0
         for i in pools:
@@ -115,6 +122,7 @@ class EligibilityIndex:
         policy: DataPolicy,
         gpu_types: frozenset[str] | None,
         sites: frozenset[str] | None = None,
+        pools: frozenset[str] | None = None,
     ) -> str:
         """A rejection reason listing why each pool was ruled out (first few)."""
         tenant_spec = self._fleet.tenant(tenant)
@@ -122,7 +130,8 @@ class EligibilityIndex:
             {
                 r
                 for p in self._fleet.pools
-                if (r := ineligibility_reason(p, tenant_spec, policy, gpu_types, sites)) is not None
+                if (r := ineligibility_reason(p, tenant_spec, policy, gpu_types, sites, pools))
+                is not None
             }
         )
         shown = "; ".join(reasons[:4]) + (" …" if len(reasons) > 4 else "")

@@ -2,6 +2,9 @@
 
 A job of at most one node's GPUs needs one node with that many free GPUs; a larger job
 needs whole free nodes (multi-node gangs hold their nodes exclusively, see `PoolState`).
+A job with a fixed node shape (`Job.nodes`, as sbatch's --nodes with --gpus-per-node)
+needs exactly that many distinct nodes with gpus / nodes free GPUs each, and holds only
+those GPUs (as Slurm, without --exclusive).
 Backfill's reservation planning and preemption's victim search both walk jobs in the
 order their GPUs would come free and ask the same question — "does the gang fit yet?" —
 so that walk lives here too.
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from arkwright.core.fleet import Pool
 from arkwright.core.job import Job
 from arkwright.core.pool_state import PoolState
 
@@ -26,6 +30,25 @@ def gang_shape(gpus: int, gpus_per_node: int) -> GangShape:
     if gpus <= gpus_per_node:
         return GangShape(gpus, 1)
     return GangShape(gpus_per_node, -(-gpus // gpus_per_node))
+
+
+def shape_on(job: Job, gpus_per_node: int) -> GangShape:
+    """The gang `job` forms on nodes of this size: its own shape if it fixed one."""
+    if job.nodes:
+        return GangShape(job.gpus // job.nodes, job.nodes)
+    return gang_shape(job.gpus, gpus_per_node)
+
+
+def can_ever_hold(job: Job, pool: Pool) -> bool:
+    """Whether the pool, empty, could hold the job's gang."""
+    shape = shape_on(job, pool.gpus_per_node)
+    return shape.threshold <= pool.gpus_per_node and shape.need <= pool.nodes
+
+
+def held_gpus(job: Job, pool: Pool) -> int:
+    """GPUs the job holds on this pool (whole nodes for a multi-node gang of no shape)."""
+    shape = shape_on(job, pool.gpus_per_node)
+    return shape.threshold * shape.need
 
 
 def suitable_nodes(state: PoolState, shape: GangShape) -> int:

@@ -61,6 +61,8 @@ class Job:
     checkpoint_interval_s: float | None = None
     deadline: float | None = None  # absolute time by which the job should finish
     flexible: bool = False  # may be deferred to cleaner hours (carbon policy)
+    pools: frozenset[str] | None = None  # pools ("site/pool") the submitter allows; None: any
+    nodes: int = 0  # a fixed node shape: exactly this many nodes, gpus / nodes on each; 0: any
 
     # State owned by the scheduler core.
     seq: int = -1
@@ -81,6 +83,12 @@ class Job:
     def spec_copy(self) -> Job:
         """A fresh job with the same spec and none of the core's state."""
         return Job(**{name: getattr(self, name) for name in SPEC_FIELDS})
+
+    @property
+    def fit_size(self) -> int:
+        """GPUs that must come free together on one node before the job can fit anywhere:
+        what the pass's "fits nowhere" shortcuts compare with a pool's largest fit."""
+        return self.gpus // self.nodes if self.nodes else self.gpus
 
     @property
     def requested_s(self) -> float:

@@ -28,7 +28,9 @@ def choose_pool(
         if not usable >> i & 1:
             continue
         state = s.pool_states[i]
-        if not state.fits(job.gpus):
+        if not (
+            state.fits_gang(job.gpus // job.nodes, job.nodes) if job.nodes else state.fits(job.gpus)
+        ):
             continue
         pool = pools[i]
         speed = speeds[i]

@@ -7,7 +7,18 @@ Nodes are tracked in buckets by free-GPU count so both cases cost O(GPUs per nod
 
 from __future__ import annotations
 
+import heapq
+from typing import Protocol
+
 Allocation = tuple[tuple[int, int], ...]
+
+
+class GangShapeLike(Protocol):
+    @property
+    def threshold(self) -> int: ...  # GPUs per node
+
+    @property
+    def need(self) -> int: ...  # nodes
 
 
 class OverAllocation(RuntimeError):
@@ -47,6 +58,43 @@ class PoolState:
             if self.nodes_by_free[k]:
                 return k
         return 0
+
+    def fits_gang(self, per_node: int, nodes: int) -> bool:
+        """Whether `nodes` distinct nodes with `per_node` free GPUs each exist now."""
+        gpn = self.gpus_per_node
+        if per_node > gpn:
+            return False
+        if nodes == 1 or per_node == gpn:
+            return self.fits(per_node * nodes)
+        by_free = self.nodes_by_free
+        found = 0
+        for k in range(per_node, gpn + 1):
+            found += len(by_free[k])
+            if found >= nodes:
+                return True
+        return False
+
+    def allocate_gang(self, shape: GangShapeLike) -> Allocation | None:
+        """Take `shape.need` distinct nodes with `shape.threshold` GPUs each, or nothing.
+        One node, or whole nodes, take the same path as `allocate` (same choices)."""
+        per_node, nodes = shape.threshold, shape.need
+        gpn = self.gpus_per_node
+        if per_node > gpn:
+            return None
+        if nodes == 1 or per_node == gpn:
+            return self.allocate(per_node * nodes)
+        by_free = self.nodes_by_free
+        chosen: list[int] = []
+        for k in range(per_node, gpn + 1):  # best fit: the fullest nodes that still hold it
+            # Lowest node numbers first: the choice must not depend on set order.
+            chosen += heapq.nsmallest(nodes - len(chosen), by_free[k])
+            if len(chosen) == nodes:
+                break
+        if len(chosen) < nodes:
+            return None
+        taken = tuple((node, per_node) for node in chosen)
+        self.take(taken)
+        return taken
 
     def allocate(self, gpus: int) -> Allocation | None:
         """Take a gang, or nothing at all. Returns (node, gpus) pairs."""

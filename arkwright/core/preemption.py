@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from arkwright.core.decisions import Preempt
 from arkwright.core.eligibility import EligibilityClass
-from arkwright.core.gang import gang_shape, suitable_nodes, walk_until_fits
+from arkwright.core.gang import can_ever_hold, shape_on, suitable_nodes, walk_until_fits
 from arkwright.core.job import Job, PriorityClass
 from arkwright.core.ordering import ListFilter
 from arkwright.core.pass_state import PassState
@@ -163,7 +163,7 @@ class Preemptor:
             if s.cordoned_mask >> i & 1 or not job.pool_mask >> i & 1:
                 continue
             pool = s.fleet.pools[i]
-            if pool.allocated_gpus(job.gpus) > pool.gpus:
+            if not can_ever_hold(job, pool):
                 continue
             if s.ledger is not None and not s.ledger.affordable_now(
                 job, pool, s.speed_on(job, pool)
@@ -177,7 +177,7 @@ class Preemptor:
                 continue
             victims.sort(key=lambda v: victim_order(v, now, usage, nominal))
             state = s.pool_states[i]
-            shape = gang_shape(job.gpus, state.gpus_per_node)
+            shape = shape_on(job, state.gpus_per_node)
             index, _ = walk_until_fits(state, shape, victims, suitable_nodes(state, shape))
             if index < 0:
                 continue

@@ -38,7 +38,8 @@ class JobQueue:
         sizes = self.gang_sizes.get(key)
         if sizes is None:
             sizes = self.gang_sizes[key] = {}
-        sizes[job.gpus] = sizes.get(job.gpus, 0) + 1
+        size = job.fit_size
+        sizes[size] = sizes.get(size, 0) + 1
         if jobs is None:
             self.lists[key] = [job]
         elif static_key(jobs[-1]) <= static_key(job):
@@ -56,11 +57,12 @@ class JobQueue:
         del jobs[i]
         self.size -= 1
         sizes = self.gang_sizes[key]
-        left = sizes[job.gpus] - 1
+        size = job.fit_size
+        left = sizes[size] - 1
         if left:
-            sizes[job.gpus] = left
+            sizes[size] = left
         else:
-            del sizes[job.gpus]
+            del sizes[size]
         if not jobs:
             del self.lists[key]
             del self.gang_sizes[key]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.fleet import Fleet, Pool
-from arkwright.core.gang import gang_shape
+from arkwright.core.gang import can_ever_hold, shape_on
 from arkwright.core.job import Job
 from arkwright.core.pool_state import PoolState
 from arkwright.core.running import RunningSet
@@ -120,7 +120,7 @@ class ReservationBook:
         for i in cls.pools:
             if unavailable_mask >> i & 1 or not job.pool_mask >> i & 1:
                 continue
-            if pools[i].allocated_gpus(job.gpus) > pools[i].gpus:
+            if not can_ever_hold(job, pools[i]):
                 continue
             current = self.by_pool.get(i)
             if current is not None and self._order_key(current.holder) < key:
@@ -141,7 +141,7 @@ class ReservationBook:
 
     def _nodes_consumed(self, job: Job, pool: Pool) -> int:
         # Conservative: a single-node job may land on a node the holder counts on.
-        return pool.nodes_for(job.gpus)
+        return shape_on(job, pool.gpus_per_node).need
 
     def _refresh(self, reservation: Reservation, now: float) -> None:
         reservation.shadow_time, reservation.spare_nodes = self._plan(
@@ -151,7 +151,7 @@ class ReservationBook:
 
     def _plan(self, job: Job, pool_index: int, now: float) -> tuple[float, int]:
         """(shadow time, spare nodes) for `job` on this pool."""
-        shape = gang_shape(job.gpus, self._states[pool_index].gpus_per_node)
+        shape = shape_on(job, self._states[pool_index].gpus_per_node)
         end, suitable = self._shadows[pool_index].earliest(shape)
         if end == -math.inf:
             shadow = now

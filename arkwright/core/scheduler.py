@@ -23,6 +23,7 @@ from arkwright.core.config import SchedulerConfig
 from arkwright.core.decisions import Decision, Reject, Start
 from arkwright.core.eligibility import EligibilityClass, EligibilityIndex
 from arkwright.core.fleet import Fleet, Pool
+from arkwright.core.gang import shape_on
 from arkwright.core.job import Job, JobState
 from arkwright.core.ordering import FairShareOrder, ListFilter, PriorityOrder, in_order
 from arkwright.core.pass_state import PassState, PassStats
@@ -378,7 +379,7 @@ class Scheduler:
             if self.config.over_budget is OverBudget.REJECT:
                 p.decisions.append(self._reject_queued(job, cls, p.now))
             return None
-        if job.gpus > fit:
+        if job.fit_size > fit:
             return False
         if (
             self.carbon is not None
@@ -415,7 +416,8 @@ class Scheduler:
         pool = self.fleet.pools[pool_index]
         if not (self.eligibility.classes[job.eligibility_class].pool_mask >> pool_index & 1):
             raise AssertionError(f"job {job.job_id} is not eligible for pool {pool.name}")
-        allocation = self.pool_states[pool_index].allocate(job.gpus)
+        state = self.pool_states[pool_index]
+        allocation = state.allocate_gang(shape_on(job, state.gpus_per_node))
         if allocation is None:
             raise AssertionError(f"job {job.job_id} does not fit pool {pool.name}")
         self.reservations.job_started(job, pool_index, self.speed_on(job, pool), now)
@@ -460,7 +462,9 @@ class Scheduler:
     # ---------------------------------------------------------------- tenants
 
     def _classify(self, job: Job) -> EligibilityClass:
-        return self.eligibility.classify(job.tenant, job.data_policy, job.gpu_types, job.sites)
+        return self.eligibility.classify(
+            job.tenant, job.data_policy, job.gpu_types, job.sites, job.pools
+        )
 
     def _know_tenant(self, tenant: str) -> None:
         if tenant not in self.weights:
