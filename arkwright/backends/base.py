@@ -67,7 +67,7 @@ class IneligiblePlacement(RuntimeError):
 def check_boundary(fleet: Fleet, request: RunRequest) -> None:
     job = request.job
     if not is_eligible(
-        request.pool, fleet.tenant(job.tenant), job.data_policy, job.gpu_types, job.sites
+        request.pool, fleet.tenant(job.tenant), job.data_policy, job.gpu_types, job.sites, job.pools
     ):
         raise IneligiblePlacement(
             f"refused at the backend: job {job.job_id} may not run on {request.pool.name}"

@@ -11,6 +11,9 @@ from arkwright.core.budget import Budget, OverBudget
 class SchedulerConfig:
     # Preemption searches are the costly part of a pass; bound them per pass.
     max_preemption_attempts_per_pass: int = 4
+    # How many recent endings the core remembers for dependencies that name a job after
+    # it ended; drivers pass older outcomes with the submission (`Scheduler.submit`).
+    remembered_endings: int = 65_536
     # Carbon policy: defer a flexible job while waiting could cut its site's intensity by
     # at least this fraction within its slack.
     carbon_min_saving: float = 0.15

@@ -34,4 +34,20 @@ class Reject:
     at: float
 
 
-Decision = Start | Preempt | Reject
+@dataclass(frozen=True, slots=True)
+class Cancelled(Reject):
+    """The core ended a waiting job itself: its dependency can never be satisfied and it
+    asked for that (--kill-on-invalid-dep). Drivers that know only Reject treat it so."""
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A job waits outside the queue (`reason`: Dependency, DependencyNeverSatisfied,
+    JobArrayTaskLimit), or no longer does (`reason` empty): for the driver to show."""
+
+    job: Job
+    reason: str
+    at: float
+
+
+Decision = Start | Preempt | Reject | Held

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from arkwright.core.dependencies import Dependency
 from arkwright.core.policy_data import DataPolicy
 
 
@@ -63,6 +64,10 @@ class Job:
     flexible: bool = False  # may be deferred to cleaner hours (carbon policy)
     pools: frozenset[str] | None = None  # pools ("site/pool") the submitter allows; None: any
     nodes: int = 0  # a fixed node shape: exactly this many nodes, gpus / nodes on each; 0: any
+    dependency: Dependency | None = None  # sbatch --dependency (core/dependencies.py)
+    owner_name: str | None = None  # (user, job name): what Slurm's `singleton` groups by
+    array_id: str | None = None  # the array this task belongs to (sbatch --array)
+    array_limit: int = 0  # the array's throttle (--array=...%N); 0: none
 
     # State owned by the scheduler core.
     seq: int = -1
@@ -79,6 +84,7 @@ class Job:
     speed: float = 1.0  # throughput on the current pool relative to the reference GPU
     preemptions: int = 0
     attempts: int = 0  # runs started; a driver's stale finish events carry an older count
+    held: str = ""  # why it waits outside the queue (Slurm's reason names); "": not held
 
     def spec_copy(self) -> Job:
         """A fresh job with the same spec and none of the core's state."""
@@ -118,5 +124,6 @@ SPEC_FIELDS = tuple(
         "speed",
         "preemptions",
         "attempts",
+        "held",
     )
 )

@@ -210,9 +210,11 @@ class Preemptor:
             p.failed_searches[key] = min(job.gpus, p.failed_searches.get(key, job.gpus))
             return False
         pool_index, victims, entitled = found
+        # Name urgency even in a reclaim: only urgent work may take a job in its exempt time.
+        urgent = "urgent " if job.priority >= PriorityClass.URGENT else ""
         reason = (
             f"preempted for {job.job_id} ({job.tenant}, "
-            f"{'priority ' + job.priority.name.lower() if not entitled else 'reclaim'})"
+            f"{'priority ' + job.priority.name.lower() if not entitled else urgent + 'reclaim'})"
         )
         for victim in victims:
             held, ran_from = victim.allocated_gpus, victim.started_at

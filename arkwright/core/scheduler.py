@@ -14,6 +14,7 @@ ordering (`ordering`), placement strategy (`placement`), the backfill reservatio
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from arkwright.core.admission import Admission
 from arkwright.core.audit import check_invariants
@@ -21,9 +22,11 @@ from arkwright.core.budget import BudgetLedger, OverBudget
 from arkwright.core.carbon import CarbonDeferral
 from arkwright.core.config import SchedulerConfig
 from arkwright.core.decisions import Decision, Reject, Start
+from arkwright.core.dependencies import Ended
 from arkwright.core.eligibility import EligibilityClass, EligibilityIndex
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import shape_on
+from arkwright.core.holds import Holds
 from arkwright.core.job import Job, JobState
 from arkwright.core.ordering import FairShareOrder, ListFilter, PriorityOrder, in_order
 from arkwright.core.pass_state import PassState, PassStats
@@ -93,6 +96,8 @@ class Scheduler:
             else None
         )
         self.admission = Admission(self)
+        # Jobs held outside the queue: waiting on other jobs, or on their array's throttle.
+        self.holds = Holds(self)
         self._recompute_nominal()
 
     # ----------------------------------------------------------------- queries
@@ -104,6 +109,11 @@ class Scheduler:
     @property
     def running(self) -> int:
         return len(self.runs)
+
+    @property
+    def held(self) -> int:
+        """Accepted jobs waiting outside the queue (dependencies, array throttles)."""
+        return self.holds.count
 
     @property
     def running_by_end(self) -> list[list[Job]]:
@@ -126,8 +136,12 @@ class Scheduler:
 
     # ------------------------------------------------------------------ events
 
-    def submit(self, job: Job, now: float) -> list[Decision]:
-        """Accept a job into the queue, or reject it with a reason. Starts nothing."""
+    def submit(
+        self, job: Job, now: float, ended: Mapping[str, Ended] | None = None
+    ) -> list[Decision]:
+        """Accept a job into the queue (or hold it, waiting on other jobs or its array's
+        throttle), or reject it with a reason. Starts nothing. `ended`: how jobs its
+        dependency names ended, for those the core may no longer remember."""
         if job.job_id in self.jobs:
             raise SubmissionError(f"job {job.job_id!r} is already queued or running")
         if job.gpus <= 0:
@@ -148,8 +162,7 @@ class Scheduler:
         self._seq += 1
         job.state = JobState.PENDING
         self.jobs[job.job_id] = job
-        self._enqueue(job)
-        return []
+        return self.holds.arrived(job, now, ended)
 
     def admission_error(self, job: Job) -> str | None:
         """Why `submit` would reject this job, without changing anything (None: it would
@@ -176,10 +189,12 @@ class Scheduler:
         job.seq = self._seq
         self._seq += 1
         self.jobs[job.job_id] = job
+        self.holds.adopted(job)
         self._mark_running(job, pool_index, allocation, started_at)
 
-    def finish(self, job_id: str, now: float) -> Job:
-        """A running job ended (completed, failed or timed out): free its GPUs."""
+    def finish(self, job_id: str, now: float, succeeded: bool = True) -> Job:
+        """A running job ended (completed, or failed / timed out when not `succeeded`):
+        free its GPUs, and settle the jobs that wait on it."""
         job = self.jobs.pop(job_id)
         if job.state is not JobState.RUNNING:
             self.jobs[job_id] = job
@@ -187,16 +202,21 @@ class Scheduler:
         self._release(job, now)
         job.work_done_s = job.duration_s
         job.state = JobState.COMPLETED
+        self.holds.ended(job, Ended.OK if succeeded else Ended.FAILED, now, was_active=True)
         return job
 
     def cancel(self, job_id: str, now: float) -> Job:
         job = self.jobs.pop(job_id)
+        was_active = not job.held
         if job.state is JobState.RUNNING:
             self._release(job, now)
+        elif job.held:
+            self.holds.release(job)
         else:
             self.queue.remove(job)
             self.reservations.drop(job)
         job.state = JobState.CANCELLED
+        self.holds.ended(job, Ended.CANCELLED, now, was_active)
         return job
 
     def requeue(self, job_id: str, now: float) -> Job:
@@ -238,8 +258,9 @@ class Scheduler:
         new_jobs = self._new_jobs
         self._dirty_mask = self._new_mask = 0
         self._new_jobs = []
+        notices = self.holds.take_notices()
         if not self.queue.size or not trigger:
-            return []
+            return notices
         # 2. The pass's state: open pools, preemption budget.
         p = self._begin_pass(now, full, new_jobs)
         # 3. The candidates, in policy order.
@@ -299,10 +320,12 @@ class Scheduler:
         # 9. Victims rejoin the queue only now, so the pass's list cursors stay valid.
         for victim in p.requeued:
             self._enqueue(victim)
+        self.holds.pass_over(now)  # jobs that waited for a start (`after:`) join now
+        notices += self.holds.take_notices()
         if p.bound_hit:
             self._dirty_mask |= trigger  # continue in the next pass
         self.stats.record(p)
-        return p.decisions
+        return notices + p.decisions if notices else p.decisions
 
     def _begin_pass(self, now: float, full: bool, new_jobs: list[Job]) -> PassState:
         open_mask = 0
@@ -402,6 +425,7 @@ class Scheduler:
         self.reservations.drop(job)
         del self.jobs[job.job_id]
         job.state = JobState.REJECTED
+        self.holds.ended(job, Ended.FAILED, now, was_active=True)
         return Reject(job, reason, now)
 
     def _enqueue(self, job: Job) -> None:
@@ -424,6 +448,7 @@ class Scheduler:
         self.queue.remove(job)
         job.attempts += 1
         self._mark_running(job, pool_index, allocation, now)
+        self.holds.started(job)
         return Start(job, pool_index, allocation, now)
 
     def _mark_running(

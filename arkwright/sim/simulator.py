@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from arkwright.core.decisions import Decision, Preempt, Reject, Start
+from arkwright.core.decisions import Cancelled, Decision, Preempt, Reject, Start
+from arkwright.core.dependencies import Ended
 from arkwright.core.eligibility import is_eligible
 from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job
@@ -77,6 +78,10 @@ class Simulator:
         total = len(jobs)
         if jobs:
             recorder.window = (jobs[0].submit_time, jobs[-1].submit_time)
+        # Jobs some dependency names: how they ended, for a dependent that arrives after
+        # the core has forgotten them (it remembers only recent endings).
+        named = {parent for j in jobs if j.dependency for _, parent in j.dependency.clauses}
+        ended_as: dict[str, Ended] = {}
         next_job = 0
         next_tick = math.inf
         events = 0
@@ -88,7 +93,11 @@ class Simulator:
         pass_seconds: list[float] = []  # wall time of every schedule() call
         perf_counter = time.perf_counter
 
-        while next_job < total or finishes or (scheduler.pending and next_tick < math.inf):
+        while (
+            next_job < total
+            or finishes
+            or ((scheduler.pending or getattr(scheduler, "held", 0)) and next_tick < math.inf)
+        ):
             t_submit = jobs[next_job].submit_time if next_job < total else math.inf
             t_finish = finishes[0][0] if finishes else math.inf
             now = min(t_submit, t_finish, next_tick)
@@ -103,6 +112,8 @@ class Simulator:
                 gpus = job.allocated_gpus
                 timed_out = job.requested_s < job.duration_s
                 scheduler.finish(job.job_id, end)
+                if job.job_id in named:
+                    ended_as[job.job_id] = Ended.OK
                 recorder.finished(job, pool, gpus, end, timed_out)
                 events += 1
             while next_job < total and jobs[next_job].submit_time <= now:
@@ -110,9 +121,16 @@ class Simulator:
                 next_job += 1
                 events += 1
                 recorder.submitted_job(job)
-                for decision in scheduler.submit(job, now):
+                arrived = (
+                    scheduler.submit(job, now, ended_as)
+                    if job.dependency
+                    else scheduler.submit(job, now)
+                )
+                for decision in arrived:
                     if isinstance(decision, Reject):
                         recorder.rejected_job(decision.job, decision.reason)
+                        if decision.job.job_id in named:
+                            ended_as[decision.job.job_id] = Ended.FAILED
                     if self.observer:
                         self.observer(decision, scheduler)
                 if self.progress and next_job % report_every == 0:
@@ -130,7 +148,12 @@ class Simulator:
                 if isinstance(decision, Start):
                     pool = pools[decision.pool]
                     eligible = is_eligible(
-                        pool, fleet.tenant(job.tenant), job.data_policy, job.gpu_types, job.sites
+                        pool,
+                        fleet.tenant(job.tenant),
+                        job.data_policy,
+                        job.gpu_types,
+                        job.sites,
+                        job.pools,
                     )
                     recorder.started(job, pool, eligible)
                     run_left = min(job.remaining_s, max(job.requested_s - job.work_done_s, 0.0))
@@ -138,6 +161,10 @@ class Simulator:
                     heapq.heappush(finishes, (end, job.seq, job.attempts, job))
                 elif isinstance(decision, Reject):
                     recorder.rejected_job(job, decision.reason)
+                    if job.job_id in named:
+                        ended_as[job.job_id] = (
+                            Ended.CANCELLED if isinstance(decision, Cancelled) else Ended.FAILED
+                        )
                 elif isinstance(decision, Preempt):
                     recorder.preempted(
                         job,
@@ -149,7 +176,7 @@ class Simulator:
                     )
             if self.audit:
                 scheduler.check_invariants()
-            if scheduler.pending:
+            if scheduler.pending or getattr(scheduler, "held", 0):
                 if full or next_tick == math.inf:
                     next_tick = (now // tick_s + 1) * tick_s
                 # Nothing runs, nothing arrives, and a pass starts nothing: stuck for good.
@@ -164,7 +191,7 @@ class Simulator:
         if self.progress:
             self.progress(total, total)
 
-        unfinished = scheduler.pending + scheduler.running
+        unfinished = scheduler.pending + getattr(scheduler, "held", 0) + scheduler.running
         stop = min(horizon, recorder.last_event if not unfinished else horizon)
         if unfinished and math.isfinite(stop):
             for pool_index, running in enumerate(scheduler.running_by_end):

@@ -73,7 +73,12 @@ def test_a_shaped_job_gets_exactly_its_nodes_and_a_restricted_job_only_its_pools
                 if p.gpus_per_node >= job.gpus // job.nodes
                 and p.nodes >= job.nodes
                 and is_eligible(
-                    p, fleet.tenant(job.tenant), job.data_policy, job.gpu_types, job.sites, job.pools
+                    p,
+                    fleet.tenant(job.tenant),
+                    job.data_policy,
+                    job.gpu_types,
+                    job.sites,
+                    job.pools,
                 )
             ]
             limited = any(p.site.max_job_duration_s is not None for p in holds)

@@ -1,0 +1,73 @@
+"""Array throttles (sbatch --array=...%N): at most N tasks of one array at a time.
+
+A task counts from the moment it enters the queue until it ends, so at most N are ever
+queued or running together and at most N run. Tasks beyond that wait here, outside the
+queue, in the order they became ready (their dependencies satisfied), and the next one
+is let in as each active task ends: a pass never looks at a throttled task.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from arkwright.core.job import Job
+
+
+class ArrayThrottle:
+    def __init__(self) -> None:
+        self._active: dict[str, int] = {}  # array id -> tasks queued or running
+        self._waiting: dict[str, deque[Job]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self._waiting.values())
+
+    def admit(self, job: Job) -> bool:
+        """True: the task may enter the queue now (counted). False: it waits here."""
+        array, limit = job.array_id, job.array_limit
+        if array is None or limit <= 0:
+            return True
+        active = self._active.get(array, 0)
+        if active < limit:
+            self._active[array] = active + 1
+            return True
+        self._waiting.setdefault(array, deque()).append(job)
+        return False
+
+    def adopt(self, job: Job) -> None:
+        """A task found already running (after a restart) counts against its array."""
+        if job.array_id is not None and job.array_limit > 0:
+            self._active[job.array_id] = self._active.get(job.array_id, 0) + 1
+
+    def ended(self, job: Job) -> Job | None:
+        """An active task ended: the next waiting task of its array, now counted, if any."""
+        array = job.array_id
+        if array is None or job.array_limit <= 0:
+            return None
+        waiting = self._waiting.get(array)
+        while waiting:
+            task = waiting.popleft()
+            if task.held:  # still ours (a cancelled task was dropped by `remove`)
+                if not waiting:
+                    del self._waiting[array]
+                return task  # the slot passes to it: the count stays
+        self._waiting.pop(array, None)
+        left = self._active.get(array, 0) - 1
+        if left > 0:
+            self._active[array] = left
+        else:
+            self._active.pop(array, None)
+        return None
+
+    def remove(self, job: Job) -> None:
+        """A waiting task was cancelled."""
+        waiting = self._waiting.get(job.array_id or "")
+        if waiting is not None:
+            try:
+                waiting.remove(job)
+            except ValueError:
+                return
+            if not waiting:
+                del self._waiting[job.array_id]
+
+    def active(self, array: str) -> int:
+        return self._active.get(array, 0)
