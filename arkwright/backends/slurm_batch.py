@@ -33,6 +33,7 @@ from arkwright.backends.log_patterns import (
     BadLogPattern,
     LogTargets,
     Segment,
+    confined,
 )
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -40,12 +41,24 @@ NODE_RECORD = ".arkwright-node"  # the first node's name, for %N, as the job saw
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
+# Files of the run directory a log must not overwrite: the script, and the records the
+# backend reads (on Slurm the run directory holds them).
+RESERVED = frozenset({SCRIPT_NAME, "exit.json", "exit.json.partial", NODE_RECORD})
+
+
 def log_targets(request: RunRequest, user: str) -> LogTargets:
     """The request's patterns expanded but for %N (BadRunRequest names the field)."""
     try:
-        return request.batch.log_targets(request.job.job_id, request.command, user, None)
+        found = request.batch.log_targets(request.job.job_id, request.command, user, None)
     except BadLogPattern as exc:
         raise BadRunRequest(str(exc)) from exc
+    for field, segments in (("output", found.stdout), ("error", found.stderr)):
+        if segments is None or FIRST_NODE in segments:
+            continue
+        path = confined("".join(str(part) for part in segments), field)
+        if path in RESERVED:
+            raise BadRunRequest(f"{field}: {path!r} is a file Arkwright keeps there")
+    return found
 
 
 def segments_to_json(segments: list[Segment] | None) -> list[str | None] | None:

@@ -105,4 +105,8 @@ def test_a_hostile_pattern_submits_nothing(tmp_path):
     batch = BatchSpec(name="..", script="#!/bin/sh\ntrue\n", output="%x/%x/arkwright.db")
     with pytest.raises(BadRunRequest, match=r"^output: .*climbs out"):
         backend.start(dataclasses.replace(request_for(fleet), batch=batch))
+    for record in ("exit.json", f"./{SCRIPT_NAME}", NODE_RECORD):
+        batch = BatchSpec(script="#!/bin/sh\ntrue\n", error=record)
+        with pytest.raises(BadRunRequest, match=r"^error: .*a file Arkwright keeps"):
+            backend.start(dataclasses.replace(request_for(fleet), batch=batch))
     assert not scripted.called("sbatch")
