@@ -21,6 +21,7 @@ from arkwright.backends.base import Ending, RunRequest
 from arkwright.backends.batch import SCRIPT_NAME, BatchSpec, short_hostname
 from arkwright.backends.job_env import BadRunRequest
 from arkwright.backends.local import LocalBackend
+from arkwright.fleets import load_fleet
 from tests.conftest import make_job
 from tests.security.accounts import IS_ROOT, local_fleet_with_identity
 
@@ -29,7 +30,8 @@ PY = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
 
 @pytest.fixture(scope="module")
 def fleet():
-    return local_fleet_with_identity()
+    # As root, each job runs as its owner's mapped account; otherwise as the service's.
+    return local_fleet_with_identity() if IS_ROOT else load_fleet("local")
 
 
 @pytest.fixture
