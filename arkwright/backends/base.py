@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from arkwright.backends.batch import BatchSpec
 from arkwright.core.eligibility import is_eligible
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.job import Job
@@ -47,6 +48,9 @@ class RunRequest:
     # The Arkwright user who submitted the job: the site maps them to the OS account the
     # run executes as ([sites.identity]); "" (unknown) can map to no account.
     owner: str = ""
+    # What sbatch would know: the job's name, array ids, its batch script (run by its own
+    # #! line, `command` being its arguments) and its --output/--error patterns.
+    batch: BatchSpec = field(default_factory=BatchSpec)
 
 
 class BackendUnavailable(RuntimeError):
@@ -92,3 +96,7 @@ class Backend(Protocol):
         ...
 
     def log_path(self, job_id: str, handle: RunHandle, stream: str) -> str | None: ...
+
+    # Optional (read_model falls back to opening log_path): the stream opened for reading
+    # without following links the job could have planted (log_patterns.open_confined).
+    # def open_log(self, job_id: str, handle: RunHandle, stream: str) -> BinaryIO | None

@@ -30,7 +30,7 @@ class BadRunRequest(ValueError):
 
 def validate_request(request: RunRequest) -> None:
     job = request.job.job_id
-    if not request.command:
+    if not request.command and request.batch.script is None:
         raise BadRunRequest(f"job {job} has no command to run")
     total = 0
     for i, arg in enumerate(request.command):
@@ -54,10 +54,16 @@ def validate_request(request: RunRequest) -> None:
 
 
 def job_environment(
-    request: RunRequest, account: Account, run_dir: str, gpu_slots: str, nvidia: bool
+    request: RunRequest,
+    account: Account,
+    run_dir: str,
+    gpu_slots: str,
+    nvidia: bool,
+    slurm: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The whole environment of the job's process: allow-listed server variables, then
-    the job's own, then what Arkwright sets (which the job cannot override)."""
+    the job's own, then what Arkwright sets (which the job cannot override), Slurm's
+    batch variables among them (`slurm`), as slurmd sets its own over the job's."""
     job = request.job
     env = {name: os.environ[name] for name in SERVER_ALLOW_LIST if name in os.environ}
     env.setdefault("PATH", DEFAULT_PATH)
@@ -76,6 +82,7 @@ def job_environment(
         ARKWRIGHT_JOB_DIR=run_dir,
         ARKWRIGHT_GPU_SLOTS=gpu_slots,
     )
+    env.update(slurm or {})
     if nvidia:
         env["CUDA_VISIBLE_DEVICES"] = gpu_slots
     return env

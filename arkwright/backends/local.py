@@ -11,6 +11,13 @@ Runs survive the server: after a restart a run is found again by its record: end
 (exit.json), still running (runner.pid names a live runner for this record), or lost.
 GPUs are handed out by index: CUDA_VISIBLE_DEVICES when the machine has NVIDIA GPUs,
 ARKWRIGHT_GPU_SLOTS always.
+
+A batch script (RunRequest.batch.script) is written into the run directory as
+`slurm_script` (0700, the job's) before the directory is handed to the job's account,
+and executed directly, so its own #! line decides the interpreter; Slurm's batch
+variables describe this machine as the job's one node. Logs named by --output/--error
+patterns are opened in the run directory by the job's own account (runner.py), never by
+the service, and read back without following links (log_patterns.open_confined).
 """
 
 from __future__ import annotations
@@ -27,11 +34,19 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from arkwright.backends import confine
 from arkwright.backends.accounts import Account, AccountResolver
 from arkwright.backends.base import Ending, Outcome, RunHandle, RunRequest, check_boundary
-from arkwright.backends.job_env import job_environment, runner_environment, validate_request
+from arkwright.backends.batch import SCRIPT_NAME, short_hostname, slurm_environment
+from arkwright.backends.job_env import (
+    BadRunRequest,
+    job_environment,
+    runner_environment,
+    validate_request,
+)
+from arkwright.backends.log_patterns import DEV_NULL, BadLogPattern, open_confined, render
 from arkwright.backends.runner import write_atomically
 from arkwright.core.fleet import Fleet
 from arkwright.fleets.identity import identity_of
@@ -181,9 +196,12 @@ class LocalBackend:
         for (node, _), indices in zip(record["allocation"], record["indices"], strict=True):
             self._used.get((record["pool"], node), set()).difference_update(indices)
 
-    def _make_work_dir(self, site: str, job_id: str, attempt: int, account: Account) -> Path:
+    def _make_work_dir(
+        self, site: str, job_id: str, attempt: int, account: Account, script: str | None
+    ) -> Path:
         """RUN_ROOT (0711) / job (0711, the service's: a job must not be able to plant a
-        link where a later attempt's directory goes) / attempt-n-XXXX (0700, the job's)."""
+        link where a later attempt's directory goes) / attempt-n-XXXX (0700, the job's).
+        The batch script is written while the directory is still the service's alone."""
         root = self.run_root(site)
         _private_dir(root, 0o711)
         job_dir = root / job_id
@@ -191,7 +209,16 @@ class LocalBackend:
         # A fresh name every time: a database started afresh numbers its jobs from 1 again,
         # and an old run's directory (another owner's) must be neither reused nor deleted.
         work = Path(tempfile.mkdtemp(prefix=f"attempt-{attempt}-", dir=job_dir))
-        if os.geteuid() == 0:
+        switch = os.geteuid() == 0
+        if script is not None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(work / SCRIPT_NAME, flags, 0o700)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
+                if switch:
+                    os.fchown(out.fileno(), account.uid, account.gid)
+                os.fchmod(out.fileno(), 0o700)
+                out.write(script)
+        if switch:
             os.chown(work, account.uid, account.gid, follow_symlinks=False)
         os.chmod(work, 0o700, follow_symlinks=False)
         return work
@@ -201,6 +228,7 @@ class LocalBackend:
         validate_request(request)
         job, pool = request.job, request.pool
         account = self.accounts[pool.site.name].resolve(request.owner, job.tenant)
+        logs = self._log_files(request, account)  # a bad pattern takes nothing
         run_dir = self._run_dir(job.job_id, request.attempt)
         _private_dir(run_dir.parent, 0o700)
         run_dir.mkdir(mode=0o700, exist_ok=False)
@@ -208,7 +236,7 @@ class LocalBackend:
             indices = self._take_indices(pool.name, request.allocation, pool.gpus_per_node)
         leaf = f"{job.job_id}-{request.attempt}"
         try:
-            return self._launch(request, account, run_dir, indices, leaf)
+            return self._launch(request, account, run_dir, indices, leaf, logs)
         except BaseException:
             # Whatever failed, the GPU slots go back: a refused start must not leave them
             # taken for every later job.
@@ -226,22 +254,37 @@ class LocalBackend:
         run_dir: Path,
         indices: list[list[int]],
         leaf: str,
+        logs: dict[str, str],
     ) -> RunHandle:
         job, pool = request.job, request.pool
+        script = request.batch.script
         flat = ",".join(str(i) for group in indices for i in group)
-        work = self._make_work_dir(pool.site.name, job.job_id, request.attempt, account)
+        work = self._make_work_dir(pool.site.name, job.job_id, request.attempt, account, script)
+        gpus = sum(g for _, g in request.allocation)
         cgroup = ""
         if self.confinement is not None:
-            gpus = sum(g for _, g in request.allocation)
             cgroup = str(self.confinement.create(leaf, self.limits_per_gpu.scaled(gpus)))
-        env = job_environment(request, account, str(work), flat, self.nvidia)
+        # Every GPU of the allocation is on this one machine: one node, as the job sees it.
+        slurm = slurm_environment(
+            request.batch,
+            job_id=job.job_id,
+            command=request.command,
+            submit_dir=str(work),
+            nodes=1,
+            gpus_on_node=gpus,
+            node_list=short_hostname(),
+        )
+        env = job_environment(request, account, str(work), flat, self.nvidia, slurm)
+        command = request.command
+        if script is not None:
+            command = [str(work / SCRIPT_NAME), *request.command]
         limit = job.requested_s / max(self._speed(request), 1e-9)
         switch = os.geteuid() == 0
         write_atomically(
             run_dir / "request.json",
             json.dumps(
                 {
-                    "command": request.command,
+                    "command": command,
                     "env": env,
                     "job_env": request.env,
                     "gpu_slots": flat,
@@ -251,6 +294,9 @@ class LocalBackend:
                     "gid": account.gid if switch else None,
                     "groups": list(account.groups) if switch else [],
                     "cgroup": cgroup,
+                    # Relative to cwd, opened by the job's account (runner.become).
+                    "stdout_file": logs.get("stdout"),
+                    "stderr_file": logs.get("stderr"),
                 }
             ),
         )
@@ -297,7 +343,32 @@ class LocalBackend:
             "allocation": record["allocation"],
             "indices": indices,
             "cgroup": record["cgroup"],
+            "logs": logs,
+            "uid": account.uid if switch else None,
         }
+
+    def _log_files(self, request: RunRequest, account: Account) -> dict[str, str]:
+        """stream -> file (relative to the run directory) for the streams the job's
+        --output/--error patterns place; the others stay in the run's record."""
+        batch = request.batch
+        try:
+            found = batch.log_targets(
+                request.job.job_id, request.command, account.name, short_hostname()
+            )
+        except BadLogPattern as exc:
+            raise BadRunRequest(str(exc)) from exc
+        files = {}
+        for stream, segments in (("stdout", found.stdout), ("stderr", found.stderr)):
+            if segments is None:
+                continue
+            path = render(segments, short_hostname())
+            if path != DEV_NULL:
+                path = os.path.normpath(path)
+            if batch.script is not None and path == SCRIPT_NAME:
+                field = "output" if stream == "stdout" else "error"
+                raise BadRunRequest(f"{field}: {SCRIPT_NAME!r} is the batch script itself")
+            files[stream] = path
+        return files
 
     @staticmethod
     def _speed(request: RunRequest) -> float:
@@ -402,4 +473,20 @@ class LocalBackend:
     def log_path(self, job_id: str, handle: RunHandle, stream: str) -> str | None:
         if not handle or "dir" not in handle:
             return None
+        placed = (handle.get("logs") or {}).get(stream)
+        if placed is not None:
+            return None if placed == DEV_NULL else str(Path(handle["work_dir"]) / placed)
         return str(Path(handle["dir"]) / f"{stream}.log")
+
+    def open_log(self, job_id: str, handle: RunHandle, stream: str) -> BinaryIO | None:
+        """A stream placed by a pattern lives in the job's run directory, where the job
+        may have swapped it for a link: read it only as a regular file of the job's
+        account reached without links. The default streams are the service's record."""
+        if not handle or "dir" not in handle:
+            return None
+        placed = (handle.get("logs") or {}).get(stream)
+        if placed is None:
+            return open_confined(handle["dir"], f"{stream}.log")
+        if placed == DEV_NULL or "work_dir" not in handle:
+            return None
+        return open_confined(handle["work_dir"], placed, handle.get("uid"))

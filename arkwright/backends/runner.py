@@ -14,6 +14,10 @@ job); the command's process joins its cgroup, then drops to the job's account
 execs in the run directory with exactly the environment the request gives. It runs in
 its own session, so it outlives the server; SIGTERM is passed to the command's process
 group, which is killed outright if it has not stopped after a grace period.
+
+Logs an --output/--error pattern places (`stdout_file`, `stderr_file`, relative to the
+run directory) are opened by the command's process after it has become the job's
+account, so a link the job planted there can lead only where that account may write.
 """
 
 from __future__ import annotations
@@ -40,15 +44,56 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def become(request: dict) -> Callable[[], None]:
+def _open_log(path: str) -> int:
+    """A log file below the current directory, made (with its directories) by whoever
+    runs this: the job's account, by the time it is called."""
+    if path == "/dev/null":
+        return os.open(path, os.O_WRONLY)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    # Truncated, as sbatch's default --open-mode=truncate.
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOCTTY, 0o600)
+
+
+def _redirect(stdout_file: str | None, stderr_file: str | None) -> None:
+    opened: dict[str, int] = {}
+    for target, path in ((1, stdout_file), (2, stderr_file)):
+        if path is None:
+            continue
+        if path not in opened:  # --output alone: stdout and stderr share one file
+            try:
+                opened[path] = _open_log(path)
+            except OSError as exc:
+                field = "output" if target == 1 else "error"
+                raise OSError(exc.errno, f"{field} {path!r}: {exc.strerror}") from None
+        os.dup2(opened[path], target)
+    for fd in set(opened.values()):
+        if fd > 2:
+            os.close(fd)
+
+
+def become(request: dict, report_fd: int | None = None) -> Callable[[], None]:
     """What the child does between fork and exec. The runner is single-threaded, so a
     preexec function is safe here; it is the one place where cgroup, groups, gid and uid
-    can be set in the order that leaves nothing to escape through."""
+    can be set in the order that leaves nothing to escape through, and the logs opened
+    after. Why a step failed is written to `report_fd` (Python reports only that the
+    preexec function failed)."""
     cgroup = request.get("cgroup") or ""
     uid, gid = request.get("uid"), request.get("gid")
     groups = [int(g) for g in request.get("groups") or []]
+    stdout_file, stderr_file = request.get("stdout_file"), request.get("stderr_file")
 
     def step() -> None:
+        try:
+            _step()
+        except BaseException as exc:
+            if report_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.write(report_fd, str(exc.args[-1] if exc.args else exc).encode()[:4096])
+            raise
+
+    def _step() -> None:
         if cgroup:
             with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
                 procs.write("0")
@@ -59,6 +104,7 @@ def become(request: dict) -> Callable[[], None]:
             if os.getuid() != uid or os.geteuid() != uid:
                 raise OSError("the job's account was not taken")
         os.umask(0o077)
+        _redirect(stdout_file, stderr_file)
 
     return step
 
@@ -101,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     started = time.time()
+    report_read, report_write = os.pipe()  # both close-on-exec: the job never holds one
     try:
         with open(run_dir / "stdout.log", "ab") as out, open(run_dir / "stderr.log", "ab") as err:
             child = subprocess.Popen(
@@ -111,13 +158,21 @@ def main(argv: list[str] | None = None) -> int:
                 start_new_session=True,
                 cwd=request.get("cwd") or None,
                 env=request.get("env", {}),
-                preexec_fn=become(request),  # single-threaded: see become()
+                preexec_fn=become(request, report_write),  # single-threaded: see become()
                 close_fds=True,
             )
     except OSError as exc:
-        return _fail(run_dir, exc.strerror or str(exc))
+        os.close(report_write)
+        os.close(report_read)
+        target = f"{request['command'][0]}: " if request.get("command") else ""
+        return _fail(run_dir, target + (exc.strerror or str(exc)))
     except subprocess.SubprocessError as exc:
-        return _fail(run_dir, str(exc))
+        os.close(report_write)
+        with os.fdopen(report_read, "rb") as report:
+            why = report.read(4096).decode(errors="replace")
+        return _fail(run_dir, why or str(exc))
+    os.close(report_write)
+    os.close(report_read)
     deadline = started + args.time_limit if args.time_limit > 0 else None
     term_sent = None
     while True:

@@ -22,12 +22,11 @@ import json
 import logging
 import math
 import os
-import re
-import shlex
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from arkwright.backends.accounts import Account, AccountResolver
 from arkwright.backends.base import (
@@ -38,6 +37,14 @@ from arkwright.backends.base import (
     RunRequest,
     StartRefused,
     check_boundary,
+)
+from arkwright.backends.log_patterns import DEV_NULL, open_confined, render
+from arkwright.backends.slurm_batch import (
+    NODE_RECORD,
+    batch_script,
+    log_targets,
+    node_name,
+    segments_to_json,
 )
 from arkwright.backends.slurm_cli import SlurmCli
 from arkwright.backends.slurm_client import SlurmClient, SlurmError, SlurmStatus, Submission
@@ -82,8 +89,6 @@ ENDINGS: dict[str, tuple[Ending, str]] = {
     "REVOKED": (Ending.LOST, "revoked by a Slurm federation"),
 }
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
 
 @dataclass
 class _Run:
@@ -94,29 +99,6 @@ class _Run:
     submitted_at: float
     last_state: str = ""
     last_error: str = ""  # the SlurmError that last kept it from being judged
-
-
-def batch_script(request: RunRequest, run_dir: str) -> str:
-    """The script Slurm runs: the job's environment and command, then an exit record."""
-    lines = [
-        "#!/bin/bash",
-        f"# Arkwright job {request.job.job_id}, attempt {request.attempt}: written by Arkwright",
-        f"export ARKWRIGHT_JOB_ID={shlex.quote(request.job.job_id)}",
-        'export ARKWRIGHT_GPU_SLOTS="${SLURM_JOB_GPUS:-${CUDA_VISIBLE_DEVICES:-}}"',
-    ]
-    for name, value in sorted(request.env.items()):
-        if not _ENV_NAME.match(name):
-            raise ValueError(f"environment variable name {name!r} is not valid in a shell")
-        lines.append(f"export {name}={shlex.quote(value)}")
-    lines += [
-        shlex.join(request.command),
-        "rc=$?",
-        f"cd {shlex.quote(run_dir)}",
-        'printf \'{"exit_code": %d, "ended_at": %s}\\n\' "$rc" "$(date +%s)"'
-        " > exit.json.partial && mv exit.json.partial exit.json",
-        'exit "$rc"',
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def _closed_ancestor(path: Path) -> Path | None:
@@ -222,11 +204,13 @@ class SlurmBackend:
     def start(self, request: RunRequest) -> RunHandle:
         check_boundary(self.fleet, request)
         job = request.job
-        if not request.command:
+        if not request.command and request.batch.script is None:
             raise ValueError(f"job {job.job_id} has no command to run on {request.pool.name}")
         account = self._owner_account(request)  # AccountRefused: nothing submitted
         run_dir = self._run_dir(job.job_id, request.attempt)
-        script = batch_script(request, run_dir)
+        user = account.name if account else request.owner
+        targets = log_targets(request, user)  # a bad pattern: nothing submitted
+        script = batch_script(request, run_dir, user, targets)
         try:
             self.client.prepare(run_dir)
             if account is not None:
@@ -246,7 +230,11 @@ class SlurmBackend:
         with self._lock:
             self._tracked[job.job_id] = run
         self._event(job.job_id, "slurm", f"submitted as Slurm job {slurm_id}")
-        return self._handle(run, request.pool.name)
+        handle = self._handle(run, request.pool.name)
+        logs = {"stdout": targets.stdout, "stderr": targets.stderr}
+        handle["logs"] = {k: segments_to_json(v) for k, v in logs.items() if v is not None}
+        handle["uid"] = account.uid if account else None
+        return handle
 
     def _handle(self, run: _Run, pool: str = "") -> RunHandle:
         return {
@@ -539,14 +527,42 @@ class SlurmBackend:
             return outcome
         with self._lock:
             self._tracked[job_id] = run
-        return self._handle(run, handle.get("pool", ""))
+        # What start() recorded beyond the basics (where the logs go) stays.
+        return {**handle, **self._handle(run, handle.get("pool", ""))}
 
     # ------------------------------------------------------------------- misc
 
     def log_path(self, job_id: str, handle: RunHandle, stream: str) -> str | None:
         if self.settings.ssh or not handle or "dir" not in handle:
             return None  # the logs live on the cluster's filesystem, not here
-        return str(Path(handle["dir"]) / f"{stream}.log")
+        relative = self._log_relative(handle, stream)
+        return None if relative in (None, DEV_NULL) else str(Path(handle["dir"]) / relative)
+
+    def _log_relative(self, handle: RunHandle, stream: str) -> str | None:
+        """The stream's file below the run directory (None: not known yet)."""
+        placed = (handle.get("logs") or {}).get(stream)
+        if placed is None:
+            return f"{stream}.log"
+        node = ""
+        if any(part is None for part in placed):
+            record = open_confined(handle["dir"], NODE_RECORD, handle.get("uid"))
+            if record is None:
+                return None  # the job has not started on a node yet
+            with record:
+                node = node_name(record.read(256).decode(errors="replace"))
+            if node is None:
+                return None
+        return render([part if part is not None else node for part in placed], node)
+
+    def open_log(self, job_id: str, handle: RunHandle, stream: str) -> BinaryIO | None:
+        """The run directory is the job's own (it runs there as its owner): its logs are
+        read only as regular files of that account, reached without following links."""
+        if self.settings.ssh or not handle or "dir" not in handle:
+            return None
+        relative = self._log_relative(handle, stream)
+        if relative in (None, DEV_NULL):
+            return None
+        return open_confined(handle["dir"], relative, handle.get("uid"))
 
     def _event(self, job_id: str, kind: str, detail: str) -> None:
         with self._lock:

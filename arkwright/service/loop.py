@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from arkwright.backends.base import Backend, Outcome, RunRequest
+from arkwright.backends.batch import BatchSpec
 from arkwright.core.decisions import Start
 from arkwright.service import outcomes, recovery
 from arkwright.service.dispatch import launch_all
@@ -148,6 +149,7 @@ def request_for(cp: ControlPlane, start: Start) -> RunRequest:
         command=list(spec.get("command") or []),
         env=dict(spec.get("env") or {}),
         owner=spec.get("owner", ""),
+        batch=BatchSpec.from_spec(spec),
         runtime_s=max(job.duration_s - job.work_done_s, 0.0) / job.speed,
     )
 

@@ -10,9 +10,9 @@ Nothing here speaks HTTP: an absent or foreign job is `None`, and the caller ans
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -161,16 +161,29 @@ def job_allocation(session: Session, job_id: str) -> list | None:
     return session.scalar(select(JobRow.allocation).where(JobRow.id == job_id))
 
 
-def _log_file(control: ControlPlane, session: Session, job: dict, stream: str) -> Path | None:
-    """Where the backend keeps this run's stream, if it keeps one. (The backend's handle
-    stays out of the job's view: it is the backend's record, not the tenant's.)"""
+def _log_file(control: ControlPlane, session: Session, job: dict, stream: str) -> BinaryIO | None:
+    """This run's stream opened for reading, if the backend keeps one. A backend that can
+    opens it itself (`open_log`: a log in the job's own run directory is read without
+    following links the job may have planted there); otherwise its `log_path` is opened,
+    never through a final link. (The backend's handle stays out of the job's view: it is
+    the backend's record, not the tenant's.)"""
     if not job["pool"]:
         return None
     run = session.scalar(select(JobRow.handle).where(JobRow.id == job["id"]))
     if not run:
         return None
-    path = control.backends[job["site"]].log_path(job["id"], run, stream)
-    return Path(path) if path else None
+    backend = control.backends[job["site"]]
+    opener = getattr(backend, "open_log", None)
+    if opener is not None:
+        return opener(job["id"], run, stream)
+    path = backend.log_path(job["id"], run, stream)
+    if not path:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # not written yet, or already cleaned away
+        return None
+    return os.fdopen(fd, "rb")
 
 
 def read_log(
@@ -182,14 +195,14 @@ def read_log(
     max_bytes: int = LOG_CHUNK_BYTES,
 ) -> tuple[str, int]:
     """Up to `max_bytes` of a stream from `offset`, and the offset to read from next."""
-    path = _log_file(control, session, job, stream)
-    if path is None:
+    opened = _log_file(control, session, job, stream)
+    if opened is None:
         return "", offset
     try:
-        with path.open("rb") as handle:
+        with opened as handle:
             handle.seek(offset)
             data = handle.read(max_bytes)
-    except OSError:  # not written yet, or already cleaned away
+    except OSError:
         return "", offset
     return data.decode(errors="replace"), offset + len(data)
 
@@ -198,11 +211,11 @@ def tail_log(
     control: ControlPlane, session: Session, job: dict, stream: str, max_bytes: int
 ) -> str:
     """The last `max_bytes` of a stream (the job page shows the end of a long log)."""
-    path = _log_file(control, session, job, stream)
-    if path is None:
+    opened = _log_file(control, session, job, stream)
+    if opened is None:
         return ""
     try:
-        with path.open("rb") as handle:
+        with opened as handle:
             size = handle.seek(0, 2)
             handle.seek(max(size - max_bytes, 0))
             return handle.read().decode("utf-8", "replace")

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from arkwright.backends.batch import check_script
+from arkwright.backends.log_patterns import check_pattern
 from arkwright.core.gpus import GPU_CATALOGUE
 from arkwright.core.job import PriorityClass
 from arkwright.core.policy_data import Classification, PersonalData
@@ -206,6 +208,18 @@ class JobSubmit(_In):
         if size > limits.max_env_bytes:
             raise ValueError(f"{size} bytes; at most {limits.max_env_bytes} in all")
         return value
+
+    @field_validator("script")
+    @classmethod
+    def _script(cls, value: str | None) -> str | None:  # sbatch's own refusals
+        return None if value is None else check_script(value)
+
+    @field_validator("output", "error")
+    @classmethod
+    def _log_pattern(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Never outside the job's run directory, the name (`%x`) included.
+        name = info.data.get("name") or ""
+        return None if value is None else check_pattern(value, info.field_name or "", name)
 
     @field_validator("classification")
     @classmethod

@@ -5,6 +5,7 @@ can read the other's files."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -107,3 +108,32 @@ def test_two_tenants_jobs_run_as_their_owners_and_cannot_read_each_other(tenants
     out = (base / "runs" / tried["id"] / "attempt-1" / "stdout.log").read_text().split()
     assert out == [BEN, "DENIED"], out
     assert slurm_job(tried["slurm_job_id"])["UserId"].startswith(f"{BEN}(")
+
+
+def test_a_script_runs_as_its_owner_on_slurm_and_only_its_own_log_is_served(tenants_service):
+    service, base = tenants_service
+    ann = service.user("ann", "research")
+    ben = service.user("ben", "nhs")
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    script = f"#!{python}\nimport getpass\nprint('ran as', getpass.getuser())\n"
+    body = {"gpus": 1, "time": "10:00", "name": "own", "script": script}
+    body["output"] = "out/%x-%j-%u.log"
+    answer = service.client.post("/v1/jobs", headers=ann, json=body)
+    assert answer.status_code == 201, answer.text
+    own = service.wait_for(answer.json()["id"], ann, {"completed", "failed"}, timeout=90)
+    assert own["state"] == "completed", own
+    log = base / "runs" / own["id"] / "attempt-1" / "out" / f"own-{own['id']}-{ANN}.log"
+    assert log.read_text() == f"ran as {ANN}\n"
+    assert log.stat().st_uid == pwd.getpwnam(ANN).pw_uid
+    served = service.client.get(f"/v1/jobs/{own['id']}/logs", headers=ann).text
+    assert served == f"ran as {ANN}\n"
+
+    # Ben's job swaps its own log for a link to Ann's and asks the service to read it.
+    thief = f"#!/bin/sh\necho mine\nrm -f stolen.log\nln -s {log} stolen.log\n"
+    body = {"gpus": 1, "time": "10:00", "script": thief, "output": "stolen.log"}
+    answer = service.client.post("/v1/jobs", headers=ben, json=body)
+    assert answer.status_code == 201, answer.text
+    tried = service.wait_for(answer.json()["id"], ben, {"completed", "failed"}, timeout=90)
+    assert tried["state"] == "completed", tried
+    assert (base / "runs" / tried["id"] / "attempt-1" / "stolen.log").is_symlink()
+    assert service.client.get(f"/v1/jobs/{tried['id']}/logs", headers=ben).text == ""
