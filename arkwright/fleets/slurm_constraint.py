@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-_TOKEN = re.compile(r"\s*(?:([A-Za-z0-9_.+:-]+)|(.))")
+_TOKEN = re.compile(r"\s*(?:([A-Za-z0-9_.+:-]+)|(\S))")
 MAX_DEPTH = 16  # a script needs two or three; a hostile one stays off the stack limit
 _OPS = {"&": frozenset.__and__, "|": frozenset.__or__}
 
