@@ -240,11 +240,8 @@ def _restrict(
         narrow.add(
             narrow.pools, _Restriction("pools", _listed(req.pools), frozenset(req.pools)), "pool"
         )
-    if req.sites:
-        sites = {p.site.name for p in pools}
-        unknown = [s for s in req.sites if s not in sites]
-        if unknown:
-            raise SlurmNameError(f"sites: {_listed(unknown)} not a site of this fleet")
+    sites = {p.site.name for p in pools}
+    if req.sites and set(req.sites) <= sites:  # an unknown site: the intake refuses it
         at = frozenset(p.name for p in pools if p.site.name in req.sites)
         narrow.add(narrow.pools, _Restriction("sites", _listed(req.sites), at), "pool")
     models, named = narrow.model_set(), narrow.pool_set()
