@@ -334,8 +334,11 @@ def resolve(
     partitions, allowed = _restrict(req, names, pools, narrow, warnings)
     usable = [p for p in pools if allowed is None or p.name in allowed]
     models = narrow.model_set()
-    if models is not None:
+    if models == ALL_MODELS:  # e.g. a feature every node has: no restriction
+        models = None
+    if models is not None:  # shown as the models it can get here, not every one it allows
         usable = [p for p in usable if p.gpu_model in models]
+        models = frozenset(p.gpu_model for p in usable)
     time = _time(req, names, usable, partitions, warnings)
     # `sites` alone stays in its own field; a pool restriction from a name is written out.
     by_name = any(r.field != "sites" for r in narrow.pools)
@@ -343,7 +346,7 @@ def resolve(
         pools=tuple(sorted(allowed)) if allowed is not None and by_name else None,
         tenant=tenant,
         priority=priority,
-        gpu_types=tuple(sorted(models)) if models is not None and models != ALL_MODELS else None,
+        gpu_types=tuple(sorted(models)) if models is not None else None,
         time=time,
         warnings=tuple(warnings),
     )
