@@ -15,7 +15,7 @@ with the field at fault; warnings say what was ignored or filled in.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from arkwright.core.fleet import Pool
@@ -265,22 +265,28 @@ def _time(
     names: SlurmNames,
     usable: Sequence[Pool],
     partitions: list[Partition],
+    speed: Callable[[Pool], float],
     warnings: list[str],
 ) -> str | float:
-    """Step 5. A partition's max_time bounds the pools it brings; a site's max_job_hours
-    bounds its pools (else the fleet's max_time)."""
+    """Step 5. Limits are wall-clock: a site's max_job_hours (else the fleet's max_time)
+    and a partition's max_time bound the pools they cover. The core reads a job's time
+    in reference-GPU seconds and gives it time / speed of wall-clock on a pool, so the
+    longest time a pool admits is its wall-clock limit times the job's speed there."""
 
     def partition_limit(pool: Pool) -> float:
         limits = [p.max_s for p in partitions if pool.name in p.pools]
         return math.inf if not limits or None in limits else max(limits)  # type: ignore[type-var]
 
-    def longest_at(pool: Pool) -> float:
+    def wall_limit(pool: Pool) -> float:
         return min(pool.site.max_job_duration_s or names.max_time_s, partition_limit(pool))
 
-    longest = max(longest_at(p) for p in usable)
+    widest = max(usable, key=lambda p: wall_limit(p) * speed(p))
+    # Whole seconds, rounded down: a limit a fraction over the maximum is refused.
+    longest = math.floor(min(wall_limit(widest) * speed(widest), names.max_time_s))
     if req.time is not None and not is_unlimited(req.time):
-        allowed = max(partition_limit(p) for p in usable)
-        if parse_duration(req.time) > allowed:
+        asked = parse_duration(req.time)
+        if all(asked / speed(p) > partition_limit(p) for p in usable):
+            allowed = max(partition_limit(p) for p in usable)
             raise SlurmNameError(
                 f"time: {req.time!r} is longer than partition {req.partition[:64]!r} allows "
                 f"({format_duration(allowed)})"
@@ -288,8 +294,8 @@ def _time(
         return req.time
     if req.time is not None:
         warnings.append(
-            f"time: {req.time!r} means the longest limit of the pools this job "
-            f"may use: {format_duration(longest)}"
+            f"time: {req.time!r} means the longest the job's pools allow: "
+            f"{format_duration(wall_limit(widest))} on {widest.name}"
         )
         return format_duration(longest)
     # No --time: Slurm gives the partition's DefaultTime. Arkwright fixes one limit before
@@ -324,9 +330,15 @@ def _pool_defaults(names: SlurmNames, pools: set[str] | frozenset[str]) -> list[
 
 
 def resolve(
-    req: NamesRequest, pools: Sequence[Pool], names: SlurmNames, programmes: frozenset[str]
+    req: NamesRequest,
+    pools: Sequence[Pool],
+    names: SlurmNames,
+    programmes: frozenset[str],
+    speed: Callable[[Pool], float] = lambda pool: 1.0,
 ) -> Resolution:
-    """The request's names resolved (see the module's steps), or SlurmNameError."""
+    """The request's names resolved (see the module's steps), or SlurmNameError.
+    `speed(pool)`: the job's throughput there relative to the reference GPU, as the core
+    reads it (its time limits are reference-GPU seconds)."""
     warnings: list[str] = []
     narrow = _Narrowing()
     tenant = _account(req, names, programmes, narrow)
@@ -339,7 +351,7 @@ def resolve(
     if models is not None:  # shown as the models it can get here, not every one it allows
         usable = [p for p in usable if p.gpu_model in models]
         models = frozenset(p.gpu_model for p in usable)
-    time = _time(req, names, usable, partitions, warnings)
+    time = _time(req, names, usable, partitions, speed, warnings)
     # `sites` alone stays in its own field; a pool restriction from a name is written out.
     by_name = any(r.field != "sites" for r in narrow.pools)
     return Resolution(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from arkwright.core.fleet import Fleet
+from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.job import PriorityClass
+from arkwright.core.throughput import ThroughputTable
 from arkwright.fleets.slurm_names import SlurmNames, default_slurm_names
 from arkwright.fleets.slurm_resolve import NamesRequest, resolve
 from arkwright.service.schema import JobSubmit
+from arkwright.sim.throughput_file import table_for
 
 
 def names_of(fleet: Fleet) -> SlurmNames:
@@ -24,11 +26,16 @@ def names_of(fleet: Fleet) -> SlurmNames:
 
 
 def resolve_submission(
-    spec: JobSubmit, fleet: Fleet, programmes: Collection[str] | None = None
+    spec: JobSubmit,
+    fleet: Fleet,
+    programmes: Collection[str] | None = None,
+    throughput: ThroughputTable | None = None,
 ) -> tuple[JobSubmit, list[str]]:
     """The submission with its names resolved, and the warnings; ValueError (a
     SlurmNameError) naming the field for what the fleet refuses. `programmes`: the
-    programmes an unmapped account may name (default: the fleet file's)."""
+    programmes an unmapped account may name (default: the fleet file's). `throughput`:
+    the control plane's table (default: the one `serve` builds from the fleet), so an
+    UNLIMITED job gets the longest time the core admits on its pools."""
     request = NamesRequest(
         partition=spec.partition,
         account=spec.account,
@@ -46,7 +53,12 @@ def resolve_submission(
         ),
     )
     known = frozenset(programmes) if programmes is not None else frozenset(fleet.tenant_by_name)
-    result = resolve(request, fleet.pools, names_of(fleet), known)
+    table = throughput or table_for(fleet)
+
+    def speed(pool: Pool) -> float:
+        return table.speed(spec.job_type, pool.gpu_model)
+
+    result = resolve(request, fleet.pools, names_of(fleet), known, speed)
     updates: dict = {"time": result.time}
     if result.pools is not None:
         updates["pools"] = list(result.pools)

@@ -513,3 +513,29 @@ def test_partition_lists_mean_any_of_the_known(names, time, upper):
     assert 0 < parse_duration(result.time) <= longest
     if time is None:
         assert parse_duration(result.time) <= DAY
+
+
+def test_limits_are_wall_clock_times_the_job_s_speed():
+    # The core reads a time in reference-GPU seconds and runs a job time / speed on a
+    # pool: the longest time a pool admits is its wall-clock limit times that speed.
+    fleet = _fleet()
+    half = {"GH200": 0.5, "A100": 0.25, "H100": 1.0}
+    result = resolve(
+        NamesRequest(partition="isambard", time="UNLIMITED"),
+        fleet.pools,
+        fleet.slurm_names,
+        frozenset(),
+        lambda pool: half[pool.gpu_model],
+    )
+    assert result.time == "12:00:00" and "1-00:00:00 on isambard/gh200" in result.warnings[0]
+    # 45 minutes of reference time fit debug's 1 h at full speed (test above) but are
+    # 90 minutes of wall-clock where the job runs at half speed: longer than debug allows.
+    assert run(partition="debug", time="45:00").time == "45:00"
+    with pytest.raises(SlurmNameError, match=r"^time: '45:00'"):
+        resolve(
+            NamesRequest(partition="debug", time="45:00"),
+            fleet.pools,
+            fleet.slurm_names,
+            frozenset(),
+            lambda pool: half[pool.gpu_model],
+        )

@@ -4,6 +4,7 @@ fleet's [slurm_names], and the 422s (naming the field) that store nothing."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,21 @@ carbon_g_per_kwh = 100
   gpus_per_node = 8
   nodes = 2
   price_gbp_per_gpu_hour = 3.0
+
+[[sites]]
+name = "slow"
+region = "uk-north"
+jurisdiction = "UK"
+operator = "University"
+accreditations = ["OFFICIAL"]
+carbon_g_per_kwh = 100
+max_job_hours = 12
+  [[sites.pools]]
+  name = "a100"
+  gpu = "A100"
+  gpus_per_node = 4
+  nodes = 2
+  price_gbp_per_gpu_hour = 0.5
 
 [slurm_names]
   [slurm_names.partitions]
@@ -125,9 +141,27 @@ def test_no_time_and_unlimited(service):
     named = submit(service, alice, partition="gh200").json()  # the pool's own default
     assert named["time_limit_s"] == 4 * 3600
     unlimited = submit(service, alice, partition="isambard", time="UNLIMITED").json()
-    assert unlimited["time_limit_s"] == 24 * 3600  # the site's max_job_hours
+    # The site's max_job_hours of wall-clock: the core reads a time in reference-GPU
+    # seconds and divides by the job's speed on the pool, so the limit stored is 24 h
+    # times that speed, to the second below.
+    speed = service.control.throughput.speed("default", "GH200")
+    assert unlimited["time_limit_s"] == math.floor(24 * 3600 * speed)
+    assert unlimited["warnings"] == [
+        "time: 'UNLIMITED' means the longest the job's pools allow: 1-00:00:00 on isambard/gh200"
+    ]
     given = submit(service, alice, partition="gpu", time="2:00:00").json()
     assert given["time_limit_s"] == 7200 and given["warnings"] == []
+
+
+def test_unlimited_on_a_slower_gpu_is_still_admitted(service):
+    # 12 h of wall-clock on an A100 is less than 12 h of reference-GPU (H100) time; a
+    # limit of 12 h would be longer than the site allows, and with the job held to the
+    # partition's pools, the core would refuse it.
+    alice = service.user("alice", "research")
+    response = submit(service, alice, partition="slow", time="INFINITE")
+    assert response.status_code == 201, response.text
+    speed = service.control.throughput.speed("default", "A100")
+    assert speed < 1 and response.json()["time_limit_s"] == math.floor(12 * 3600 * speed)
 
 
 def test_gres_type_spelling_becomes_the_gpu_model(service):
