@@ -17,12 +17,25 @@ from arkwright.fleets.slurm_resolve import NamesRequest, resolve
 from arkwright.service.schema import JobSubmit
 from arkwright.sim.throughput_file import table_for
 
+# Per fleet, what a request needs and a fleet file did not give: built once, not per
+# request. Keyed by id() with the fleet held, so an id is never reused while cached.
+_derived: dict[int, tuple[Fleet, SlurmNames, ThroughputTable]] = {}
+
+
+def _derived_for(fleet: Fleet) -> tuple[SlurmNames, ThroughputTable]:
+    held = _derived.get(id(fleet))
+    if held is None or held[0] is not fleet:
+        names = fleet.slurm_names
+        if not isinstance(names, SlurmNames):  # a fleet not read from a file: its own names
+            names = default_slurm_names(fleet.pools, fleet.backend_settings)
+        if len(_derived) > 8:  # a process serves one fleet; tests make a few
+            _derived.clear()
+        held = _derived[id(fleet)] = (fleet, names, table_for(fleet))
+    return held[1], held[2]
+
 
 def names_of(fleet: Fleet) -> SlurmNames:
-    """The fleet's mapping; a fleet not read from a file (a plan, a test) has its own names."""
-    if isinstance(fleet.slurm_names, SlurmNames):
-        return fleet.slurm_names
-    return default_slurm_names(fleet.pools, fleet.backend_settings)
+    return _derived_for(fleet)[0]
 
 
 def resolve_submission(
@@ -53,12 +66,13 @@ def resolve_submission(
         ),
     )
     known = frozenset(programmes) if programmes is not None else frozenset(fleet.tenant_by_name)
-    table = throughput or table_for(fleet)
+    names, default_table = _derived_for(fleet)
+    table = throughput or default_table
 
     def speed(pool: Pool) -> float:
         return table.speed(spec.job_type, pool.gpu_model)
 
-    result = resolve(request, fleet.pools, names_of(fleet), known, speed)
+    result = resolve(request, fleet.pools, names, known, speed)
     updates: dict = {"time": result.time}
     if result.pools is not None:
         updates["pools"] = list(result.pools)

@@ -539,3 +539,45 @@ def test_limits_are_wall_clock_times_the_job_s_speed():
             frozenset(),
             lambda pool: half[pool.gpu_model],
         )
+
+
+def _names_or_text(known: list[str]):
+    return st.none() | st.sampled_from(known) | st.text(min_size=1, max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    partition=_names_or_text(["gpu", "debug,ampere", "workq", "nosuch,gpu", "cloud"]),
+    account=_names_or_text(["proj123", "nhs-x", "research", "proj123@debug", "x@y"]),
+    qos=_names_or_text(["debug", "high", "gold"]),
+    constraint=_names_or_text(["80gb", "gh200|a100", "(a100&80gb)|h100", "a*2"]),
+    gres_type=_names_or_text(["a100_80gb", "nvidia", "amd"]),
+    time=st.none() | st.sampled_from(["UNLIMITED", "0", "30:00", "2-00:00:00", 0, 60]),
+    pools=st.none() | st.lists(st.sampled_from(["cloud/a100", "cloud/h100", "isambard/gh200"])),
+    sites=st.none() | st.lists(st.sampled_from(["cloud", "isambard", "mars"]), max_size=2),
+    tenant=st.none() | st.sampled_from(["research", "nhs"]),
+)
+def test_any_request_resolves_within_the_fleet_or_is_refused_by_field(**fields):
+    fleet = _fleet()
+    try:
+        result = run(**fields)
+    except SlurmNameError as exc:
+        field = str(exc).split(":", 1)[0]
+        assert field in {
+            "partition",
+            "account",
+            "qos",
+            "constraint",
+            "gres_type",
+            "time",
+            "pools",
+            "sites",
+            "gpu_type",
+        }, str(exc)
+        return
+    names = {p.name for p in fleet.pools}
+    assert result.pools is None or (result.pools and set(result.pools) <= names)
+    if fields["pools"] and result.pools is not None:
+        assert set(result.pools) <= set(fields["pools"])
+    assert 0 < parse_duration(result.time) <= 365 * DAY
+    assert result.tenant in (None, "research", "nhs")
