@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -174,6 +175,22 @@ def test_file_errors_name_the_key(mutate, where, what):
 def test_every_preset_parses_its_names():
     for name in preset_names():
         assert isinstance(load_fleet(name).slurm_names, SlurmNames), name
+
+
+def test_uk_2026_reads_isambard_ai_scripts():
+    fleet = load_fleet("uk-2026")
+    script = run(fleet, partition="workq", account="brics.a5k", qos="debug")
+    assert script.pools == ("isambard-ai/gh200",) and script.tenant == "research"
+    assert script.priority is PriorityClass.HIGH and script.time == "1-00:00:00"
+    assert run(fleet, partition="debug").time == "00:30:00"
+    assert run(fleet, constraint="nvl72", time="1h").gpu_types == ("GB200", "GB300")
+    assert run(fleet, account="nhs-trials", time="1h").tenant == "public-services"
+
+
+def test_the_slurm_site_example_refuses_unknown_partitions_and_defaults_by_pool():
+    fleet = load_fleet(Path(__file__).parents[2] / "examples" / "slurm-site.toml")
+    assert run(fleet, partition="gpu").time == "04:00:00"  # the gh200 pool's default_time
+    assert refused(fleet, partition="gpu-a100", time="1h").startswith("partition:")
 
 
 # ----------------------------------------------------------------- partitions
