@@ -84,6 +84,10 @@ class _Narrowing:
                 raise SlurmNameError(f"{item.field}: {item.shown} shares no {what} with {others}")
         into.append(item)
 
+    def from_names(self) -> bool:
+        """Whether a Slurm name (or `pools`/`sites`) restricts, not only gpu_type."""
+        return bool(self.pools) or any(r.field != "gpu_type" for r in self.models)
+
     def model_set(self) -> frozenset[str] | None:
         if not self.models:
             return None
@@ -245,8 +249,8 @@ def _restrict(
         at = frozenset(p.name for p in pools if p.site.name in req.sites)
         narrow.add(narrow.pools, _Restriction("sites", _listed(req.sites), at), "pool")
     models, named = narrow.model_set(), narrow.pool_set()
-    if models is None:
-        return partitions, named
+    if models is None or not narrow.from_names():
+        return partitions, named  # gpu_type alone: the core's eligibility answers for it
     fitting = frozenset(
         p.name for p in pools if p.gpu_model in models and (named is None or p.name in named)
     )
@@ -348,9 +352,13 @@ def resolve(
     models = narrow.model_set()
     if models == ALL_MODELS:  # e.g. a feature every node has: no restriction
         models = None
-    if models is not None:  # shown as the models it can get here, not every one it allows
-        usable = [p for p in usable if p.gpu_model in models]
+    if models is not None:
+        usable = [p for p in usable if p.gpu_model in models] or usable
+    if models is not None and narrow.from_names():
+        # Shown as the models it can get on its pools, not every one a name allows.
         models = frozenset(p.gpu_model for p in usable)
+    elif models is not None:
+        models = None  # gpu_type alone is the submitter's own field: left as written
     time = _time(req, names, usable, partitions, speed, warnings)
     # `sites` alone stays in its own field; a pool restriction from a name is written out.
     by_name = any(r.field != "sites" for r in narrow.pools)

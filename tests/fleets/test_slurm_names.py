@@ -401,6 +401,12 @@ def test_unknown_pools_are_refused_and_unknown_sites_left_to_the_intake():
     assert run(sites=["mars"], partition="debug", time="1h").pools == ("isambard/gh200",)
 
 
+def test_gpu_type_alone_is_left_to_the_core():
+    # No Slurm name involved: the core's eligibility owns "no pool has that model".
+    result = run(gpu_type=["B300"], time="1h")
+    assert result.gpu_types is None and result.pools is None
+
+
 def test_sites_alone_write_no_pools():
     assert run(sites=["cloud"], time="1h").pools is None
 
