@@ -25,7 +25,9 @@ from arkwright.core.fleet import Fleet, Pool, Site, Tenant
 from arkwright.core.gpus import GPU_CATALOGUE, UnknownGpuModel, gpu_spec
 from arkwright.core.policy_data import Classification
 from arkwright.fleets.identity import IdentitySettings, backend_settings
+from arkwright.fleets.slurm_names import SlurmNamesFile, TimeText, build_slurm_names
 from arkwright.fleets.slurm_settings import SlurmSettings
+from arkwright.timefmt import parse_duration
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -72,6 +74,9 @@ class PoolFile(_Strict):
     interconnect: str = "unspecified"
     price_gbp_per_gpu_hour: NonNegative
     watts_per_gpu: NonNegative | None = None  # defaults to the model's board power
+    # A job's time limit here when it gives none, as Slurm's partition DefaultTime
+    # (fleets/slurm_names.py says how it combines with the fleet's default_time).
+    default_time: TimeText | None = None
 
 
 class SiteFile(_Strict):
@@ -130,6 +135,8 @@ class FleetFile(_Strict):
     sites: list[SiteFile] = Field(min_length=1)
     tenants: list[TenantFile] = []
     throughput: dict[str, dict[str, Annotated[float, Field(gt=0)]]] = {}
+    # The site's Slurm-world names and default time limits: fleets/slurm_names.py.
+    slurm_names: SlurmNamesFile = SlurmNamesFile()
 
     @field_validator("throughput")
     @classmethod
@@ -239,6 +246,7 @@ def _build(spec: FleetFile, source: str) -> Fleet:
     seen_sites: set[str] = set()
     sites: list[Site] = []
     pools: list[Pool] = []
+    pool_default_s: dict[str, float] = {}
     tenant_names = [t.name for t in spec.tenants]
     for dup in sorted({n for n in tenant_names if tenant_names.count(n) > 1}):
         problems.append(f"{source}: tenants: duplicate tenant {dup!r}")
@@ -257,6 +265,10 @@ def _build(spec: FleetFile, source: str) -> Fleet:
                 )
                 continue
             pool_names.add(pool_spec.name)
+            if pool_spec.default_time is not None:
+                pool_default_s[f"{site.name}/{pool_spec.name}"] = parse_duration(
+                    pool_spec.default_time
+                )
             pools.append(
                 Pool(
                     index=len(pools),
@@ -280,6 +292,9 @@ def _build(spec: FleetFile, source: str) -> Fleet:
                 problems.append(
                     f"{source}: tenants[{tenant.name!r}].allowed_sites: unknown site {site_name!r}"
                 )
+    settings = backend_settings(spec.sites)
+    slurm_names, naming = build_slurm_names(spec.slurm_names, pools, settings, pool_default_s)
+    problems += [f"{source}: {problem}" for problem in naming]
     if problems:
         raise FleetFileError("\n".join(problems))
     tenants = tuple(
@@ -306,7 +321,8 @@ def _build(spec: FleetFile, source: str) -> Fleet:
         tenants,
         assumptions,
         throughput={jt: dict(row) for jt, row in spec.throughput.items()},
-        backend_settings=backend_settings(spec.sites),
+        backend_settings=settings,
+        slurm_names=slurm_names,
     )
 
 

@@ -135,6 +135,9 @@ class JobSubmit(_In):
     account: SlurmName | None = None
     qos: SlurmName | None = None
     constraint: SlurmName | None = None
+    # The TYPE of --gres=gpu:TYPE:N (or --gpus=TYPE:N) as written: a site's spelling or
+    # a bare vendor ("a100_80gb", "nvidia"), which only the fleet's names can resolve.
+    gres_type: SlurmName | None = None
     # Slurm's --dependency syntax over Arkwright job ids ("afterok:j-0000012:j-0000013",
     # "afterany:12?afternotok:14", "singleton"); --kill-on-invalid-dep.
     dependency: Annotated[StrictStr, Field(max_length=8192)] | None = None
