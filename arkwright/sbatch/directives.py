@@ -71,7 +71,7 @@ def read_directives(text: str) -> tuple[list[list[Word]], list[str]]:
             components.append([])
             rest = rest[len(separator) :]
         where = f"line {number}"
-        components[-1].extend(Word(word, where) for word in split_directive(rest, where, line))
+        components[-1].extend(Word(word, where) for word in split_directive(rest, where))
     return components, warnings
 
 
@@ -83,12 +83,14 @@ def _separator(rest: str) -> str | None:
     return None
 
 
-def split_directive(rest: str, where: str, line: str) -> list[str]:
+def split_directive(rest: str, where: str) -> list[str]:
     """Words as sbatch's get_argument finds them. As there, a word that comes out empty
-    (a bare `""`, or a `#` starting a word) ends the line."""
+    (a bare `""`, or a `#` starting a word) ends the line, and an error shows the line
+    from the end of the last word read."""
     words: list[str] = []
     i = 0
     while True:
+        line = rest[i:]
         while i < len(rest) and rest[i].isspace():
             i += 1
         if i >= len(rest):
