@@ -607,7 +607,7 @@ CASES = [
     Case(
         "begin-refused",
         "#!/bin/bash\n#SBATCH --begin=now+1hour -G 1\n",
-        error="line 2: --begin: Arkwright cannot hold a job until a time; submit it then",
+        error="line 2: --begin: Arkwright cannot hold a job until a time (`now` is read)",
     ),
     Case(
         "hold-refused",
