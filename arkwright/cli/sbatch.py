@@ -78,6 +78,9 @@ def sbatch(ctx: typer.Context) -> None:
         print(json.dumps(answer, indent=2))
         return
     _warn(label, submission.warnings, quiet)
+    if submission.flag("wait") and "array" in submission.body:
+        # sbatch -W waits for every task; the API answers for one job at a time.
+        raise fail(f"{label}: --wait with --array is not supported yet; wait per task")
     if submission.flag("test-only"):
         _test_only(submission)
         return
@@ -86,8 +89,12 @@ def sbatch(ctx: typer.Context) -> None:
         created = client.submit(submission.body)
     except ApiError as exc:
         raise fail(f"{label}: {exc}") from None
+    if isinstance(created, list):  # an array's tasks, should the API list them
+        created = created[0]
     _warn(label, created.get("warnings") or [], quiet)
-    print(created["id"] if submission.flag("parsable") else f"Submitted batch job {created['id']}")
+    # sbatch prints one id for an array: the array's (its first task's) id.
+    job_id = created.get("array_job_id") or created["id"]
+    print(job_id if submission.flag("parsable") else f"Submitted batch job {job_id}")
     if submission.flag("wait"):
         raise typer.Exit(_wait(client, created["id"]))
 
