@@ -29,6 +29,7 @@ from arkwright.sbatch.directives import check_script, read_directives
 from arkwright.sbatch.errors import SbatchError
 from arkwright.sbatch.getopt import Given, Word, parse_words
 from arkwright.sbatch.options import BY_NAME, ENVIRONMENT, ArgKind
+from arkwright.sbatch.request import Shape
 
 COMMAND_LINE = "command line"
 MAX_SCRIPT_BYTES = 1 << 20  # what the API's JobSubmit.script takes
@@ -184,7 +185,7 @@ def _job_fields(parts: list[Part]) -> dict[str, object]:
     return fields
 
 
-def _merged_shape(parts: list[Part], warnings: list[str]):
+def _merged_shape(parts: list[Part], warnings: list[str]) -> Shape:
     shapes = [part.shape for part in parts]
     asking = [s for s in shapes if s is not None]
     if not asking:
@@ -205,9 +206,7 @@ def _merged_shape(parts: list[Part], warnings: list[str]):
     return _sum_components(asking)
 
 
-def _sum_components(asking):
-    from arkwright.sbatch.request import Shape
-
+def _sum_components(asking: list[Shape]) -> Shape:
     types = {s.gpu_type.lower() for s in asking if s.gpu_type}
     if len(types) > 1:
         raise SbatchError(
