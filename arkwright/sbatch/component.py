@@ -117,22 +117,20 @@ def build_part(component: Component, warnings: list[str]) -> Part:
 
 
 def _gpus(component: Component, warnings: list[str]) -> tuple[Shape | None, str | None]:
+    """The component's GPU shape, and what asked for none when something explicitly did."""
     get = component.get
-    gres = get("gres")
-    per_node_opt = get("gpus-per-node")
-    if gres is not None and per_node_opt is not None and gres_gpus(gres, []) is not None:
+    gres, per_node, per_task = get("gres"), get("gpus-per-node"), get("gpus-per-task")
+    tres_per_task, total = get("tres-per-task"), get("gpus")
+    from_gres = gres_gpus(gres, warnings) if gres is not None else None
+    if from_gres is not None and per_node is not None:
         raise SbatchError("--gpus-per-node and --gres=gpu are mutually exclusive.", gres.where)
     asks: dict[str, GpuAsk | None] = {
-        "per_node": gres_gpus(gres, warnings) if gres else None,
-        "per_task": None,
-        "total": gpu_spec(get("gpus")) if get("gpus") else None,
+        "per_node": gpu_spec(per_node) if per_node is not None else from_gres,
+        "per_task": gpu_spec(per_task) if per_task is not None else None,
+        "total": gpu_spec(total) if total is not None else None,
     }
-    if per_node_opt is not None:
-        asks["per_node"] = gpu_spec(per_node_opt)
-    if get("gpus-per-task") is not None:
-        asks["per_task"] = gpu_spec(get("gpus-per-task"))  # type: ignore[arg-type]
-    elif get("tres-per-task") is not None:
-        asks["per_task"] = tres_per_task_gpus(get("tres-per-task"), warnings)  # type: ignore[arg-type]
+    if per_task is None and tres_per_task is not None:
+        asks["per_task"] = tres_per_task_gpus(tres_per_task, warnings)
     said = None
     for key, ask in asks.items():
         if ask is not None and ask.count == 0:

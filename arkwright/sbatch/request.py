@@ -72,7 +72,7 @@ def node_count(given: Given) -> tuple[int, str | None]:
     """The minimum of `N`, `MIN-MAX` or a list of sizes (`2,4,8`, `2-8:2`), with a
     warning when there was a choice (Arkwright asks for the minimum)."""
     text = (given.value or "").strip()
-    sizes = [part for part in re.split(r"[,:-]", text)]
+    sizes = re.split(r"[,:-]", text)
     numbers = [_node_number(part) for part in sizes]
     if not text or any(n is None for n in numbers):
         bad = next((p for p, n in zip(sizes, numbers, strict=True) if n is None), text)
@@ -194,10 +194,10 @@ def task_layout(
             warnings.append(warning)
     tasks = positive_int(ntasks) if ntasks else None
     tasks_per_node = positive_int(per_node) if per_node else None
-    if count is not None and tasks is not None and tasks < count:
+    if ntasks is not None and count is not None and tasks is not None and tasks < count:
         warnings.append(
-            f"{ntasks.where if ntasks else ''}: can't run {tasks} processes on {count} "
-            f"nodes, setting nnodes to {tasks}"
+            f"{ntasks.where}: can't run {tasks} processes on {count} nodes, setting nnodes "
+            f"to {tasks}"
         )
         count = tasks
     if count is None and tasks is not None and tasks_per_node is not None:
