@@ -64,6 +64,12 @@ def real_sbatch(case: Case, tmp_path: Path) -> str:
     return done.stdout + done.stderr
 
 
+def sbatch_says(output: str, option: str) -> str | None:
+    """The value sbatch -v lists for `option` among its defined options."""
+    match = re.search(rf"^sbatch: {re.escape(option)} +: (.*)$", output, re.MULTILINE)
+    return match.group(1) if match else None
+
+
 @pytest.mark.parametrize(
     "case", [c for c in CASES if c.id not in NEWER_THAN_22_05], ids=lambda c: c.id
 )
@@ -71,6 +77,10 @@ def test_sbatch_reads_what_arkwright_reads(case: Case, tmp_path: Path) -> None:
     said = real_sbatch(case, tmp_path)
     if case.error is None or case.id in ARKWRIGHT_REFUSALS:
         assert "defined options" in said, said
+        one_component = "hetjob" not in case.script and ":" not in case.argv
+        if case.body and one_component:  # sbatch -v prints the last component's options
+            assert sbatch_says(said, "time") == case.body.get("time")
+            assert sbatch_says(said, "job-name") in (None, case.body["name"])
         return
     assert "defined options" not in said, said
     words = re.sub(r"^(line \d+|command line): ", "", case.error)[:40]
