@@ -105,3 +105,28 @@ def test_short_forms_take_values_as_getopt(option):
         assert (spaced.given[0].value, spaced.rest) == ("7", 2)
     else:  # an optional argument is never the next word
         assert (spaced.given[0].value, spaced.rest) == (None, 1)
+
+
+WORDS = st.sampled_from(
+    [
+        "--gpus=2", "-G", "4", "--gres=gpu:a100:2", "--gres=gpu:0", "-N", "2-3", "--nodes=0",
+        "--ntasks=3", "--ntasks-per-node=2", "--gpus-per-task=1", "-t", "1-", "--time=x",
+        "--array=0-9%2", "--array=1-", "hetjob", ":", "#", "'", '"', "\\", "--", "-",
+        "--exclusive", "user", "--export=A=1,B", "--export=1x=2", "-kset",
+        "--tres-per-task=gres/gpu=2",
+        "--gpus-per-node=h100:8", "--gres=gpu:x:y:z", "--gpus=a:b:c", "--nodes=1k",
+        "--dependency=", "--kill-on-invalid-dep=maybe", "-J", "=", "--mem", "--gp",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(st.lists(WORDS, max_size=6), max_size=5), st.lists(WORDS, max_size=5))
+def test_any_directives_give_a_request_or_an_sbatch_error(lines, argv):
+    """A hostile script never crashes the reader: a request the API takes, or an error."""
+    script = "#!/bin/bash\n" + "".join(f"#SBATCH {' '.join(words)}\n" for words in lines)
+    try:
+        cli = parse_command_line([*argv, "job.sh"])
+        submission = read_submission(cli, script, {})
+    except SbatchError:
+        return
+    JobSubmit.model_validate(submission.body)
