@@ -9,7 +9,7 @@ import typer
 import yaml
 from rich.table import Column, Table
 
-from arkwright.cli.base import app, console, errors, fail
+from arkwright.cli.base import app, console, fail
 from arkwright.client import ApiError, Client
 
 ACTIVE = {"pending", "starting", "running"}
@@ -182,32 +182,6 @@ def usage() -> None:
                 f"{row['energy_kwh']:,.1f}",
             )
         console.print(table)
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def sbatch(
-    ctx: typer.Context,
-    script: Path = typer.Argument(..., help="A Slurm batch script with #SBATCH directives."),
-    parsable: bool = typer.Option(False, "--parsable", help="Print only the job ids."),
-) -> None:
-    """Submit a Slurm batch script unchanged; sbatch options after it override the script."""
-    from arkwright.sbatch import SbatchError, parse_script
-
-    try:
-        text = script.read_text()
-    except OSError as exc:
-        raise fail(f"{script}: cannot read ({exc.strerror})") from None
-    try:
-        job = parse_script(text, list(ctx.args))
-        bodies = job.submissions(str(script), text)
-    except SbatchError as exc:
-        raise fail(f"{script}: {exc}") from None
-    for warning in job.warnings:
-        errors.print(f"[yellow]warning:[/] {script}: {warning}", highlight=False)
-    client = _client()
-    for body in bodies:
-        created = _call(client.submit, body)
-        print(created["id"] if parsable else f"Submitted batch job {created['id']}")
 
 
 SLURM_STATES = {

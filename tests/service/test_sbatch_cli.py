@@ -33,10 +33,10 @@ def test_sbatch_submits_an_array_that_runs_here(tmp_path):
         script = tmp_path / "hello.sh"
         script.write_text(SCRIPT)
         runner = CliRunner()
-        result = runner.invoke(app, ["sbatch", str(script), "--parsable"], env=env)
+        result = runner.invoke(app, ["sbatch", "--parsable", str(script)], env=env)
         assert result.exit_code == 0, result.output
         ids = [line for line in result.output.splitlines() if line.startswith("j-")]
-        assert len(ids) == 2 and "--mail-type is not used by Arkwright" in result.output
+        assert len(ids) == 2 and "--mail-type=END ignored" in result.output
         headers = {"Authorization": f"Bearer {token}"}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -59,6 +59,6 @@ def test_sbatch_submits_an_array_that_runs_here(tmp_path):
         bad = tmp_path / "bad.sh"
         bad.write_text("#!/bin/bash\n#SBATCH --time=tomorrow\n#SBATCH --gpus=1\n")
         refused = runner.invoke(app, ["sbatch", str(bad)], env=env)
-        assert refused.exit_code == 2 and "line 2: --time" in refused.output
+        assert refused.exit_code == 2 and "line 2: Invalid --time" in refused.output
     finally:
         os.killpg(server.pid, signal.SIGKILL)
