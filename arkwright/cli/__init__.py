@@ -7,7 +7,7 @@ package back, so there is no import circle.
 
 from __future__ import annotations
 
-from arkwright.cli import fleets, jobs, plan, service, simulate  # noqa: F401  (registration)
+from arkwright.cli import fleets, jobs, plan, service, simulate, slurm_front  # noqa: F401
 from arkwright.cli.base import app
 
 

@@ -96,6 +96,7 @@ def _job_view(row: Any, user: str | None) -> dict:
         "warnings": spec.get("warnings") or [],
         # The pool's node numbers the run holds (sorted, distinct); None before a start.
         "allocated_nodes": _nodes_of(getattr(row, "allocation", None)),
+        "partition": spec.get("partition"),  # as asked (a Slurm-world name), if any
         "output": spec.get("output"),
         "error": spec.get("error"),
     }
