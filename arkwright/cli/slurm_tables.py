@@ -124,12 +124,13 @@ def sacct_fields(spec: str) -> list[Field]:
     return fields
 
 
-def _cell(text: str, width: int) -> str:
-    """One fixed-width column as sacct prints it: cut to the width with '+' marking
-    the cut, right-justified unless the width is negative; a space after."""
+def _cell(text: str, width: int, mark_cut: bool = True) -> str:
+    """One fixed-width column as sacct prints it: cut to the width (a value's cut
+    marked with '+', a title's not), right-justified unless the width is negative;
+    a space after."""
     size = abs(width)
     if len(text) > size:
-        text = text[: size - 1] + "+"
+        text = text[: size - 1] + "+" if mark_cut else text[:size]
     return (f"{text:>{size}}" if width > 0 else f"{text:<{size}}") + " "
 
 
@@ -156,7 +157,7 @@ def sacct(
         lines.extend(line(values) for values in rows)
     else:
         if header:
-            lines.append("".join(_cell(f.name, f.width) for f in fields))
+            lines.append("".join(_cell(f.name, f.width, mark_cut=False) for f in fields))
             lines.append("".join(_cell("-" * abs(f.width), f.width) for f in fields))
         for values in rows:
             lines.append("".join(_cell(t, f.width) for t, f in zip(values, fields, strict=True)))
