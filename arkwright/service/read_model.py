@@ -151,7 +151,9 @@ class JobFilter:
 NO_FILTER = JobFilter()
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC moment (a naive one is taken as UTC, as the database stores them);
+    OverflowError for one whose offset moves it off the calendar."""
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
@@ -192,14 +194,14 @@ def _filtered(query: Select, where: JobFilter) -> Select:
     if where.ids:
         query = query.where(_id_matches(where.ids))
     if where.submitted_after is not None:
-        query = query.where(JobRow.submitted_at >= _utc(where.submitted_after))
+        query = query.where(JobRow.submitted_at >= as_utc(where.submitted_after))
     if where.submitted_before is not None:
-        query = query.where(JobRow.submitted_at <= _utc(where.submitted_before))
+        query = query.where(JobRow.submitted_at <= as_utc(where.submitted_before))
     if where.ended_after is not None:
-        ended_after = _utc(where.ended_after)
+        ended_after = as_utc(where.ended_after)
         query = query.where(or_(JobRow.finished_at.is_(None), JobRow.finished_at >= ended_after))
     if where.ended_before is not None:
-        query = query.where(JobRow.finished_at <= _utc(where.ended_before))
+        query = query.where(JobRow.finished_at <= as_utc(where.ended_before))
     return query
 
 

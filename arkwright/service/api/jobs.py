@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from arkwright.service import read_model
 from arkwright.service.api.deps import Control, Db, Me
-from arkwright.service.api.errors import ERRORS, field_errors
+from arkwright.service.api.errors import ERRORS, ErrorOut, field_errors
 from arkwright.service.auth import Principal
 from arkwright.service.control import AdmissionError, IdempotencyConflict, from_epoch
 from arkwright.service.schema import EventOut, JobOut, JobPage, JobSubmit, Limits
@@ -169,11 +169,18 @@ class JobTestOut(BaseModel):
     warnings: list[str] = []
 
 
-@router.post("/test", response_model=JobTestOut, openapi_extra={"requestBody": _BODY})
+@router.post(
+    "/test",
+    response_model=JobTestOut,
+    openapi_extra={"requestBody": _BODY},
+    responses={501: {"model": ErrorOut, "description": "This build's core gives no estimate"}},
+)
 async def test_submission(request: Request, me: Me, control: Control) -> Response:
     """Validate a job and run admission on it without storing anything (sbatch's
     --test-only): when it would start, on which pool, and why then."""
     spec, tenant, warnings = await _resolved(request, me, control)
+    if not hasattr(control, "test_submission"):  # a control plane from before issue 14
+        raise HTTPException(501, "test-only: this control plane cannot estimate a start")
     try:
         answer = await run_in_threadpool(control.test_submission, spec, tenant, me.name)
     except AdmissionError as exc:
@@ -230,6 +237,18 @@ def job_filter(
     states = _listed(
         "state", state, _STATES.__contains__, what=f"a job state ({', '.join(sorted(_STATES))})"
     )
+    times = {
+        "submitted_after": submitted_after,
+        "submitted_before": submitted_before,
+        "ended_after": ended_after,
+        "ended_before": ended_before,
+    }
+    for field, moment in times.items():
+        if moment is not None:
+            try:  # naive: UTC; an offset that leaves the calendar is refused here
+                times[field] = read_model.as_utc(moment)
+            except OverflowError:
+                raise HTTPException(422, f"{field}: {moment} is out of range") from None
     return read_model.JobFilter(
         states=states,
         names=_listed("name", name, lambda v: len(v) <= 128, what="a job name (128 chars at most)"),
@@ -244,10 +263,7 @@ def job_filter(
             what="a job id (ID, or ID_TASK for an array task)",
         ),
         user_id=me.user_id if mine else None,
-        submitted_after=submitted_after,
-        submitted_before=submitted_before,
-        ended_after=ended_after,
-        ended_before=ended_before,
+        **times,
     )
 
 
