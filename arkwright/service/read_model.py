@@ -186,11 +186,10 @@ def _filtered(query: Select, where: JobFilter) -> Select:
     if where.tenants:
         query = query.where(JobRow.tenant.in_(where.tenants))
     if where.pools:
-        # The pool it holds; a job not yet placed, by the partition it asked for.
+        # The pool it holds, or the partition it asked for (as Slurm lists a job under
+        # its partition whether it waits or runs).
         asked = JobRow.spec["partition"].as_string()
-        query = query.where(
-            or_(JobRow.pool.in_(where.pools), and_(JobRow.pool.is_(None), asked.in_(where.pools)))
-        )
+        query = query.where(or_(JobRow.pool.in_(where.pools), asked.in_(where.pools)))
     if where.ids:
         query = query.where(_id_matches(where.ids))
     if where.submitted_after is not None:

@@ -96,7 +96,7 @@ def test_states_pools_and_time_windows(service, people):
     assert ids(service, alice, submitted_after=naive) == sorted([running, cancelled])
 
 
-def test_a_pending_job_matches_the_partition_it_asked_for(service, people):
+def test_a_job_matches_its_pool_or_the_partition_it_asked_for(service, people):
     alice = people["alice"]
     cordon = {"cordoned": True, "reason": "hold the queue"}
     held = service.client.patch("/v1/pools/remote-eu/h100", headers=service.admin, json=cordon)
@@ -109,7 +109,7 @@ def test_a_pending_job_matches_the_partition_it_asked_for(service, people):
     service.client.patch("/v1/pools/remote-eu/h100", headers=service.admin, json=cordon)
     service.wait_for(job_id, alice, {"running"})
     assert ids(service, alice, pool="remote-eu/h100") == [job_id]
-    assert ids(service, alice, pool="remote-eu") == []  # placed: the pool it holds counts
+    assert ids(service, alice, pool="remote-eu") == [job_id]  # still its partition
 
 
 def test_array_ids_match_every_task_or_one(service, people):
@@ -137,6 +137,7 @@ def test_array_ids_match_every_task_or_one(service, people):
         ({"submitted_after": "yesterday"}, "submitted_after"),
         ({"ended_before": "2026-13-40"}, "ended_before"),
         ({"mine": "perhaps"}, "mine"),
+        ({"submitted_after": "0001-01-01T00:00:00+01:00"}, "submitted_after"),
     ],
 )
 def test_a_bad_filter_is_refused_naming_it(service, people, params, field):
@@ -207,3 +208,11 @@ def test_test_only_runs_admission_and_stores_nothing(service, people, monkeypatc
     assert foreign.status_code == 403
     assert count_jobs(service) == before
     assert len(calls) == 2  # neither the bad body nor the foreign one reached admission
+
+
+def test_test_only_without_the_cores_estimate_is_a_documented_501(service, people, monkeypatch):
+    monkeypatch.delattr(type(service.control), "test_submission", raising=False)
+    answer = service.client.post("/v1/jobs/test", headers=people["alice"], json={"gpus": 1})
+    assert answer.status_code == 501 and "cannot estimate" in answer.text
+    spec = service.client.get("/openapi.json").json()
+    assert "501" in spec["paths"]["/v1/jobs/test"]["post"]["responses"]

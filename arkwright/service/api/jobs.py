@@ -306,7 +306,7 @@ async def list_jobs(
     """Your programme's jobs (every job, for an admin), newest first; pass `next_cursor`
     back as `cursor` for the next page. Each filter is a comma-separated list (any of its
     values matches; filters combine with AND): `state`, `tenant` (programme), `name`,
-    `user`, `pool` (a pool, or for jobs not yet placed the partition asked for), `id`
+    `user`, `pool` (the pool a job holds, or the partition it asked for), `id`
     (an array's id matches all its tasks; `ID_TASK` one task), `mine` (your own jobs);
     `submitted_after`/`_before` and `ended_after` (ended then or later, or not ended)
     /`ended_before` take ISO 8601 times (UTC if no zone)."""
