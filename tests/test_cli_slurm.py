@@ -212,6 +212,9 @@ def test_scancel_by_id_filter_and_array_never_across_programmes(server):
     foreign = run(server, "alice", "scancel", nurse_train)
     assert foreign.exit_code == 1 and "Invalid job id specified" in foreign.output
     assert server.job(nurse_train)["state"] in ("pending", "starting", "running")
+    filtered_out = run(server, "alice", "scancel", "-v", "-u", "bob", train[0])
+    assert filtered_out.exit_code == 0 and "does not match the filters" in filtered_out.output
+    assert server.job(train[0])["state"] != "cancelled"
     by_name = run(server, "alice", "scancel", "--name", "train", "-u", "alice")
     assert by_name.exit_code == 0 and by_name.output == ""
     assert {server.job(j)["state"] for j in train} == {"cancelled"}

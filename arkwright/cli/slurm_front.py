@@ -240,7 +240,7 @@ def scancel(
     )
     failed = False
     if ids is not None:
-        failed = _report_unmatched(client, ids, targets, quiet)
+        failed = _report_unmatched(client, ids, targets, quiet, verbose)
     elif not targets:
         named = " ".join(
             f"{key}={value}"
@@ -267,10 +267,13 @@ def scancel(
         raise typer.Exit(code=1)
 
 
-def _report_unmatched(client: Client, ids: list[str], targets: list[dict], quiet: bool) -> bool:
-    """Say which named ids matched no active job, as scancel does: an id that exists
-    but has ended, or one that does not exist (for this caller). True if any did not
-    exist."""
+def _report_unmatched(
+    client: Client, ids: list[str], targets: list[dict], quiet: bool, verbose: bool
+) -> bool:
+    """Say which named ids matched no active job, as scancel does: one that has ended
+    ("already completing or completed"), one that does not exist for this caller
+    ("Invalid job id specified"), or, with -v, one the filters left out. True if any
+    did not exist."""
     matched = {sf.job_id(j) for j in targets} | {j["id"] for j in targets}
     matched |= {sf.array_job_id(j) for j in targets}
     invalid = False
@@ -278,18 +281,20 @@ def _report_unmatched(client: Client, ids: list[str], targets: list[dict], quiet
         if token in matched:
             continue
         try:
-            exists = any(True for _ in client.iter_jobs(1, id=[token]))
+            found = list(client.iter_jobs(1, id=[token]))
         except ApiError:
-            exists = False
-        if exists:
-            if not quiet:
-                _say(
-                    f"scancel: error: Kill job error on job id {token}: "
-                    "Job/step already completing or completed"
-                )
-        else:
+            found = []
+        if not found:
             _say(f"scancel: error: Kill job error on job id {token}: Invalid job id specified")
             invalid = True
+        elif found[0]["state"] in ("pending", "starting", "running"):
+            if verbose:
+                _say(f"scancel: job {token} does not match the filters; left alone")
+        elif not quiet:
+            _say(
+                f"scancel: error: Kill job error on job id {token}: "
+                "Job/step already completing or completed"
+            )
     return invalid
 
 
