@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from arkwright.cli import slurm_format as sf
+from arkwright.cli import slurm_input as si
 from arkwright.cli import slurm_tables as st
 from arkwright.cli.slurm_format import SlurmFormatError
 
@@ -101,13 +102,13 @@ def test_exit_codes_durations_and_nodes():
 
 
 def test_job_ids_as_slurm_takes_them():
-    assert sf.parse_job_ids(["j-0000001,j-0000002", "j-0000003"]) == [
+    assert si.parse_job_ids(["j-0000001,j-0000002", "j-0000003"]) == [
         "j-0000001",
         "j-0000002",
         "j-0000003",
     ]
-    assert sf.parse_job_ids(["j-0000012_3"]) == ["j-0000012_3"]
-    assert sf.parse_job_ids(["j-0000012_[1-3,7],j-0000020"]) == [
+    assert si.parse_job_ids(["j-0000012_3"]) == ["j-0000012_3"]
+    assert si.parse_job_ids(["j-0000012_[1-3,7],j-0000020"]) == [
         "j-0000012_1",
         "j-0000012_2",
         "j-0000012_3",
@@ -117,7 +118,7 @@ def test_job_ids_as_slurm_takes_them():
     assert sf.job_id(job(array_job_id="j-0000010", array_task_id=2)) == "j-0000010_2"
     for bad in ("j-1;rm", "_3", "j-1_[3-1]", "j-1_[a]", "j-1_[0-99999]"):
         with pytest.raises(SlurmFormatError, match="invalid job id"):
-            sf.parse_job_ids([bad])
+            si.parse_job_ids([bad])
 
 
 @pytest.mark.parametrize(
@@ -143,15 +144,15 @@ def test_job_ids_as_slurm_takes_them():
     ],
 )
 def test_times_as_sacct_takes_them(text, expected):
-    assert sf.parse_time(text, NOW, UTC) == expected
+    assert si.parse_time(text, NOW, UTC) == expected
 
 
 def test_times_are_read_in_the_readers_zone_and_bad_ones_named():
     plus_two = timezone(timedelta(hours=2))
-    assert sf.parse_time("2026-11-30T08:00", NOW, plus_two) == datetime(2026, 11, 30, 6, tzinfo=UTC)
+    assert si.parse_time("2026-11-30T08:00", NOW, plus_two) == datetime(2026, 11, 30, 6, tzinfo=UTC)
     for bad in ("yesterday-ish", "2026-13-01", "13:00PM", "now-2fortnights", "11/31"):
         with pytest.raises(SlurmFormatError, match="invalid time specification"):
-            sf.parse_time(bad, NOW, UTC)
+            si.parse_time(bad, NOW, UTC)
 
 
 def test_sacct_columns_widths_truncation_and_dashes():

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import typer
 
 from arkwright.cli import slurm_format as sf
+from arkwright.cli import slurm_input as si
 from arkwright.cli import slurm_tables as st
 from arkwright.cli.base import app, errors
 from arkwright.cli.slurm_format import SlurmFormatError
@@ -71,7 +72,7 @@ def _states(command: str, text: str | None) -> set[str] | None:
 
 def _ids(command: str, words: Iterable[str] | None) -> list[str] | None:
     try:
-        ids = sf.parse_job_ids(words or [])
+        ids = si.parse_job_ids(words or [])
     except SlurmFormatError as exc:
         raise _bail(command, str(exc)) from None
     return ids or None
@@ -167,10 +168,10 @@ def sacct(
     view = _view()
     try:
         # sacct's default window starts at midnight today, unless jobs are named.
-        since = sf.parse_time(starttime, view.now) if starttime else None
+        since = si.parse_time(starttime, view.now) if starttime else None
         if since is None and ids is None:
-            since = sf.parse_time("midnight", view.now)
-        until = sf.parse_time(endtime, view.now) if endtime else None
+            since = si.parse_time("midnight", view.now)
+        until = si.parse_time(endtime, view.now) if endtime else None
     except SlurmFormatError as exc:
         raise _bail("sacct", str(exc)) from None
     # sacct shows the caller's own jobs unless asked for others' (-a, -u, -A, -j).
