@@ -142,8 +142,8 @@ def test_sacct_lists_finished_jobs_in_slurms_columns(server):
         "alice", name="slow", time="1s", sites=["workstation"], command=["sleep", "30"]
     )
     others = server.submit("bob", name="ok", time="1h", expected_runtime="1m", sites=["remote-uk"])
-    server.submit("nurse", name="ok", time="1h", expected_runtime="1m", sites=["remote-uk"])
-    for job_id in (done, failed, timed_out, others):
+    nurse = server.submit("nurse", name="ok", time="1h", expected_runtime="1m", sites=["remote-uk"])
+    for job_id in (done, failed, timed_out, others, nurse):
         server.wait_for(job_id, {"completed", "failed", "cancelled"})
     fields = "JobID,JobName,Account,User,State,ExitCode,NNodes,AllocTRES"
     listed = run(server, "alice", "sacct", "-P", "--format", fields)
@@ -161,6 +161,9 @@ def test_sacct_lists_finished_jobs_in_slurms_columns(server):
         f"{timed_out}|alice",
         f"{others}|bob",
     ]  # every user of the programme, and nobody else's
+    hostile = run(server, "alice", "sacct", "-j", nurse, "-A", "nhs", "-u", "nurse", "-a", "-P")
+    assert hostile.exit_code == 0 and nurse not in hostile.stdout
+    assert run(server, "nurse", "sacct", "-n", "-P", "-o", "JobID").stdout == f"{nurse}\n"
     states = run(server, "alice", "sacct", "-a", "-s", "TO,F", "-n", "-P", "-o", "JobID")
     assert states.stdout.splitlines() == [failed, timed_out]
     columns = run(server, "alice", "sacct", "-j", done, "-o", "JobID,JobName%6,State")
