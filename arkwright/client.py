@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8765"
+PAGE = 1000  # the most jobs the API gives in one page
+IDS_PER_CALL = 200  # job ids per list call: keeps each URL well under servers' limits
 
 
 class ApiError(RuntimeError):
@@ -56,11 +59,55 @@ class Client:
         return self._request("POST", "/v1/jobs", json=job, headers=headers).json()
 
     def jobs(self, **params) -> dict:
-        clean = {k: v for k, v in params.items() if v is not None}
+        """One page of jobs. Filters as the API names them (state, tenant, name, user,
+        pool, id, mine, submitted_after/_before, ended_after/_before); a list or set
+        is sent comma-separated, a datetime as ISO 8601, None is left out."""
+        clean: dict[str, str | int | bool] = {}
+        for key, value in params.items():
+            if value is None:
+                continue
+            if isinstance(value, list | tuple | set | frozenset):
+                value = ",".join(sorted(value) if isinstance(value, set | frozenset) else value)
+            elif hasattr(value, "isoformat"):
+                value = value.isoformat()
+            clean[key] = value
         return self._request("GET", "/v1/jobs", params=clean).json()
+
+    def iter_jobs(self, most: int, **filters) -> Iterator[dict]:
+        """Every job the filters select, newest first, page by page, stopping after
+        `most` (the caller says how many it is prepared to show). An `id` filter over
+        IDS_PER_CALL ids is asked for in parts."""
+        ids = filters.pop("id", None)
+        id_groups = (
+            [None]
+            if not ids
+            else [list(ids)[i : i + IDS_PER_CALL] for i in range(0, len(ids), IDS_PER_CALL)]
+        )
+        given = 0
+        for group in id_groups:
+            cursor = None
+            while given < most:
+                page = self.jobs(**filters, id=group, limit=min(PAGE, most - given), cursor=cursor)
+                for job in page["items"]:
+                    given += 1
+                    yield job
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
 
     def job(self, job_id: str) -> dict:
         return self._request("GET", f"/v1/jobs/{job_id}").json()
+
+    def get_job(self, job_id: str) -> dict:
+        """One job's view (JobOut), or ApiError 404 if absent or not the caller's."""
+        return self.job(job_id)
+
+    def test_submission(self, body: dict) -> dict:
+        """sbatch --test-only: the API validates the job and runs admission without
+        storing it. Returns {"would_start_at": ISO 8601 time or None, "pool": str or
+        None, "reason": str, "warnings": [str]}; ApiError 422 for a job that can never
+        run or a bad field (named)."""
+        return self._request("POST", "/v1/jobs/test", json=body).json()
 
     def events(self, job_id: str) -> list[dict]:
         return self._request("GET", f"/v1/jobs/{job_id}/events").json()

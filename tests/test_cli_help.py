@@ -9,7 +9,7 @@ from arkwright.cli import app
 
 COMMANDS = {
     "fleet", "trace", "simulate", "compare", "plan", "serve", "admin", "submit", "jobs",
-    "job", "cancel", "logs", "usage", "sbatch", "squeue",
+    "job", "cancel", "logs", "usage", "sbatch", "squeue", "sacct", "scancel", "scontrol",
 }  # fmt: skip
 
 

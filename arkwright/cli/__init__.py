@@ -7,7 +7,15 @@ package back, so there is no import circle.
 
 from __future__ import annotations
 
-from arkwright.cli import fleets, jobs, plan, sbatch, service, simulate  # noqa: F401  (registration)
+from arkwright.cli import (  # noqa: F401  (registration)
+    fleets,
+    jobs,
+    plan,
+    sbatch,
+    service,
+    simulate,
+    slurm_front,
+)
 from arkwright.cli.base import app
 
 

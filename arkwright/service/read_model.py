@@ -11,10 +11,13 @@ Nothing here speaks HTTP: an absent or foreign job is `None`, and the caller ans
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from arkwright.service.auth import Principal
@@ -49,6 +52,7 @@ _JOB_COLUMNS = (
     JobRow.submitted_at,
     JobRow.started_at,
     JobRow.finished_at,
+    JobRow.allocation,
     UserRow.name.label("user"),
 )
 
@@ -88,8 +92,21 @@ def _job_view(row: Any, user: str | None) -> dict:
         "dependency": spec.get("dependency"),
         "array_job_id": spec.get("array_job_id"),
         "array_task_id": spec.get("array_task_id"),
+        "expected_start": None,  # the core's estimate, added by the API for pending jobs
         "warnings": spec.get("warnings") or [],
+        # The pool's node numbers the run holds (sorted, distinct); None before a start.
+        "allocated_nodes": _nodes_of(getattr(row, "allocation", None)),
+        "partition": spec.get("partition"),  # as asked (a Slurm-world name), if any
+        "output": spec.get("output"),
+        "error": spec.get("error"),
     }
+
+
+def _nodes_of(allocation: list | None) -> list[int] | None:
+    """Node numbers from a stored allocation ([[node, gpus], ...])."""
+    if not allocation:
+        return None
+    return sorted({int(node) for node, _gpus in allocation})
 
 
 def job_view_of(row: JobRow, user: str) -> dict:
@@ -104,6 +121,89 @@ def _jobs_select(me: Principal) -> Select:
     return query
 
 
+# A job id the list filters take: an id, or an array task as Slurm writes it (ID_TASK).
+JOB_ID_TOKEN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9.-]{0,63})(?:_(\d{1,9}))?$")
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What a job list may be narrowed by (every field ANDed; each tuple ORed within).
+    Applied in the query, so a page holds only matching jobs whatever the table holds.
+
+    ids: job ids, where an array's id also matches every task of the array, and
+    "ID_TASK" one task of it (Slurm's job-id forms). ended_after: jobs that ended at or
+    after the moment, or have not ended (sacct's --starttime: in any state since then).
+    """
+
+    states: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    pools: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    user_id: int | None = None  # the caller's own jobs only (squeue --me)
+    submitted_after: datetime | None = None
+    submitted_before: datetime | None = None
+    ended_after: datetime | None = None
+    ended_before: datetime | None = None
+
+
+NO_FILTER = JobFilter()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC moment (a naive one is taken as UTC, as the database stores them);
+    OverflowError for one whose offset moves it off the calendar."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _id_matches(tokens: Iterable[str]) -> ColumnElement[bool]:
+    array_of = JobRow.spec["array_job_id"].as_string()
+    clauses: list[ColumnElement[bool]] = []
+    for token in tokens:
+        match = JOB_ID_TOKEN.match(token)
+        if match is None:  # the API validates first; a stray token matches nothing
+            clauses.append(false())
+            continue
+        job_id, task = match.groups()
+        if task is None:
+            clauses.append(or_(JobRow.id == job_id, array_of == job_id))
+        else:
+            task_of = JobRow.spec["array_task_id"].as_integer()
+            clauses.append(and_(array_of == job_id, task_of == int(task)))
+    return or_(*clauses)
+
+
+def _filtered(query: Select, where: JobFilter) -> Select:
+    if where.states:
+        query = query.where(JobRow.state.in_(where.states))
+    if where.names:
+        query = query.where(JobRow.name.in_(where.names))
+    if where.users:
+        query = query.where(UserRow.name.in_(where.users))
+    if where.user_id is not None:
+        query = query.where(JobRow.user_id == where.user_id)
+    if where.tenants:
+        query = query.where(JobRow.tenant.in_(where.tenants))
+    if where.pools:
+        # The pool it holds, or the partition it asked for (as Slurm lists a job under
+        # its partition whether it waits or runs).
+        asked = JobRow.spec["partition"].as_string()
+        query = query.where(or_(JobRow.pool.in_(where.pools), asked.in_(where.pools)))
+    if where.ids:
+        query = query.where(_id_matches(where.ids))
+    if where.submitted_after is not None:
+        query = query.where(JobRow.submitted_at >= as_utc(where.submitted_after))
+    if where.submitted_before is not None:
+        query = query.where(JobRow.submitted_at <= as_utc(where.submitted_before))
+    if where.ended_after is not None:
+        ended_after = as_utc(where.ended_after)
+        query = query.where(or_(JobRow.finished_at.is_(None), JobRow.finished_at >= ended_after))
+    if where.ended_before is not None:
+        query = query.where(JobRow.finished_at <= as_utc(where.ended_before))
+    return query
+
+
 def list_jobs(
     session: Session,
     me: Principal,
@@ -113,9 +213,11 @@ def list_jobs(
     limit: int = 100,
     before_seq: int | None = None,
     search: str | None = None,
+    where: JobFilter = NO_FILTER,
 ) -> tuple[list[dict], int | None]:
     """Jobs the caller may see, newest first, and the sequence number to continue before
-    (None when this page is the last)."""
+    (None when this page is the last). Every filter narrows what the caller may see:
+    none reaches past it (`_jobs_select`)."""
     query = _jobs_select(me).order_by(JobRow.seq.desc()).limit(limit + 1)
     if tenant:
         query = query.where(JobRow.tenant == tenant)
@@ -126,6 +228,7 @@ def list_jobs(
         query = query.where(JobRow.seq < before_seq)
     if search:
         query = query.where(JobRow.name.contains(search) | JobRow.id.contains(search))
+    query = _filtered(query, where)
     # Core, not the ORM: plain column rows need none of its identity-map bookkeeping.
     rows = session.connection().execute(query).all()
     more = len(rows) > limit

@@ -265,6 +265,10 @@ class JobOut(BaseModel):
     array_task_id: int | None = None
     expected_start: datetime | None = None  # the core's estimate while pending, if any
     warnings: list[str] = []  # what the submission's Slurm names or defaults changed
+    allocated_nodes: list[int] | None = None  # the pool's node numbers its run holds
+    partition: str | None = None  # the partition asked for, as written (a Slurm name)
+    output: str | None = None  # the --output / --error patterns as submitted
+    error: str | None = None
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
