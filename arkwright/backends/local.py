@@ -277,7 +277,9 @@ class LocalBackend:
         env = job_environment(request, account, str(work), flat, self.nvidia, slurm)
         command = request.command
         if script is not None:
-            command = [str(work / SCRIPT_NAME), *request.command]
+            # Relative to the run directory (the process starts there): the job's account
+            # may not be able to pass the directories above it (a 0700 /tmp/... parent).
+            command = [f"./{SCRIPT_NAME}", *request.command]
         limit = job.requested_s / max(self._speed(request), 1e-9)
         switch = os.geteuid() == 0
         write_atomically(

@@ -182,5 +182,3 @@ def usage() -> None:
                 f"{row['energy_kwh']:,.1f}",
             )
         console.print(table)
-
-

@@ -8,9 +8,40 @@ is let in as each active task ends: a pass never looks at a throttled task.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 from arkwright.core.job import Job
+
+MAX_ARRAY_TASKS = 10_000  # tasks one submission may make (Slurm's MaxArraySize is 1001)
+_ITEM = re.compile(r"^(\d{1,9})(?:-(\d{1,9})(?::(\d{1,9}))?)?$")
+
+
+def parse_array_spec(text: str) -> tuple[list[int], int]:
+    """Slurm's --array: "0-15", "1,3,5", "0-15:4", each with an optional "%N" throttle.
+    Returns (task ids, in order, without repeats; throttle, 0 for none); ValueError
+    naming the part that is wrong."""
+    spec, percent, limit_text = text.strip().partition("%")
+    limit = 0
+    if percent:
+        if not limit_text.isdigit() or int(limit_text) <= 0:
+            raise ValueError(f"array: throttle {limit_text!r} must be a positive number")
+        limit = int(limit_text)
+    tasks: dict[int, None] = {}
+    for part in spec.split(","):
+        match = _ITEM.match(part.strip())
+        if not match:
+            raise ValueError(f"array: cannot read {part!r} (use e.g. 0-15, 1,3,5, 0-15:4, %N)")
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        step = int(match.group(3) or 1)
+        if last < first or step <= 0:
+            raise ValueError(f"array: {part!r} is an empty range")
+        if (last - first) // step + 1 + len(tasks) > MAX_ARRAY_TASKS:
+            raise ValueError(f"array: more than {MAX_ARRAY_TASKS} tasks")
+        for task in range(first, last + 1, step):
+            tasks[task] = None
+    return list(tasks), limit
 
 
 class ArrayThrottle:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 DEPENDENCY = "Dependency"
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 ARRAY_LIMIT = "JobArrayTaskLimit"
+BEGIN_TIME = "BeginTime"  # deferred by the driver (a retry's backoff), as Slurm's --begin
 
 
 class Holds:
@@ -89,10 +90,20 @@ class Holds:
         """A held job is leaving (cancelled): drop it from whatever holds it."""
         if job.held == ARRAY_LIMIT:
             self.arrays.remove(job)
-        else:
+        elif job.held != BEGIN_TIME:
             self.dependencies.remove(job.job_id)
         job.held = ""
         self.count -= 1
+
+    def defer(self, job: Job, now: float) -> None:
+        """Out of the queue until the driver resumes it; still live for its dependents
+        and still holding its array slot (it has not ended)."""
+        self._hold(job, BEGIN_TIME, now)
+
+    def resume(self, job: Job) -> None:
+        job.held = ""
+        self.count -= 1
+        self._s._enqueue(job)
 
     def ended(self, job: Job, how: Ended, now: float, was_active: bool) -> None:
         """A job left for good: free its array slot (if it held one, `was_active`), and

@@ -174,6 +174,32 @@ class Scheduler:
         probe.pool_mask = self.admission.usable_mask(probe, cls)
         return self.admission.refusal(probe, cls)
 
+    def estimate_start(self, job: Job, now: float) -> tuple[float | None, int | None]:
+        """(earliest time, pool) the job could start if running jobs end at their time
+        limits — a lower bound: work queued ahead of it is not counted, except a backfill
+        reservation the job holds. (None, None) when it is held, or can never start."""
+        if job.held:
+            return None, None
+        cls = self._classify(job)
+        mask = job.pool_mask if job.job_id in self.jobs else self.admission.usable_mask(job, cls)
+        holding = self.reservations.pool_of.get(job.job_id)
+        if holding is not None:
+            return max(self.reservations.by_pool[holding].shadow_time, now), holding
+        best: tuple[float, int | None] = (math.inf, None)
+        for i in cls.pools:
+            if not mask >> i & 1 or self.cordoned_mask >> i & 1:
+                continue
+            state = self.pool_states[i]
+            fits = (
+                state.fits_gang(job.gpus // job.nodes, job.nodes)
+                if job.nodes
+                else state.fits(job.gpus)
+            )
+            when = now if fits else self.reservations.earliest_start(job, i, now)
+            if when < best[0]:
+                best = (when, i)
+        return (best[0], best[1]) if math.isfinite(best[0]) else (None, None)
+
     def adopt(self, job: Job, pool_index: int, allocation: Allocation, started_at: float) -> None:
         """Take back a job that is already running (found again after a restart) on the
         exact nodes it holds. Refuses anything that would break eligibility or capacity."""
@@ -229,6 +255,24 @@ class Scheduler:
             raise KeyError(f"job {job_id!r} is not running")
         self.stop_run(job, now)
         self._enqueue(job)
+        return job
+
+    def defer(self, job_id: str, now: float) -> Job:
+        """Take a queued job out of the queue until `resume` (a driver's retry backoff).
+        Unlike `cancel` it has not ended: jobs that wait on it go on waiting."""
+        job = self.jobs[job_id]
+        if job.state is not JobState.PENDING or job.held:
+            raise KeyError(f"job {job_id!r} is not queued")
+        self.queue.remove(job)
+        self.reservations.drop(job)
+        self.holds.defer(job, now)
+        return job
+
+    def resume(self, job_id: str) -> Job:
+        job = self.jobs[job_id]
+        if job.held != "BeginTime":
+            raise KeyError(f"job {job_id!r} is not deferred")
+        self.holds.resume(job)
         return job
 
     def set_cordoned(self, pool: int, cordoned: bool) -> None:

@@ -201,25 +201,19 @@ def _export(spec: str, where: str, warnings: list[str]) -> dict[str, str]:
     return env
 
 
-def gpu_fields(gpu_shape: Shape, constraint: object) -> tuple[dict[str, object], str | None]:
+def gpu_fields(gpu_shape: Shape) -> dict[str, object]:
     """The request's GPU fields: gpus, nodes, and the type as a catalogue model in
-    `gpu_type` or, when it is not one, in `constraint` (the fleet maps site spellings);
-    the second value is the constraint to send, if the type went there."""
+    `gpu_type` or, when it is not one, as written in `gres_type` (the fleet maps a
+    site's spellings and vendor names to models)."""
     fields: dict[str, object] = {"gpus": gpu_shape.gpus}
     if gpu_shape.nodes is not None:
         fields["nodes"] = gpu_shape.nodes
     kind = gpu_shape.gpu_type
     if kind is None:
-        return fields, None
+        return fields
     model = _MODELS.get(kind.lower())
     if model is not None:
         fields["gpu_type"] = [model]
-        return fields, None
-    if constraint is not None:
-        raise SbatchError(
-            f"GPU type {kind!r} is not a model Arkwright knows ({', '.join(GPU_CATALOGUE)}) "
-            f"and --constraint={constraint} is given too; Arkwright sends an unknown type "
-            "as the constraint for the fleet to map, so give one or the other",
-            gpu_shape.where,
-        )
-    return fields, kind
+    else:
+        fields["gres_type"] = kind
+    return fields

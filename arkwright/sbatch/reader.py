@@ -142,9 +142,7 @@ def _body(
 ) -> dict:
     fields = _job_fields(parts)
     shape = _merged_shape(parts, warnings)
-    gpu, constraint_from_type = gpu_fields(shape, fields.get("constraint"))
-    if constraint_from_type is not None:
-        fields["constraint"] = constraint_from_type
+    gpu = gpu_fields(shape)
     body: dict = {"name": fields.pop("job_name", default_name), **gpu}
     if "time" not in fields:
         warnings.append("no --time: the pool's default time limit applies (the server says which)")

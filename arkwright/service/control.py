@@ -32,7 +32,8 @@ from arkwright.core.job import Job, JobState
 from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import Scheduler, SchedulerConfig
 from arkwright.core.throughput import ThroughputTable
-from arkwright.service import loop, outcomes, recovery, replicas
+from arkwright.fleets.identity import sites_that_can_run
+from arkwright.service import dependencies, loop, outcomes, recovery, replicas
 from arkwright.service.cordons import CordonReason, Cordons
 from arkwright.service.db import JobRow, PoolStateRow, SiteStateRow
 from arkwright.service.dispatch import RetryPolicy, Stopper
@@ -120,6 +121,7 @@ class ControlPlane:
         self._specs: dict[str, dict] = {}  # active job id -> accepted spec
         self._handles: dict[str, dict] = {}  # job id -> backend handle of its live run
         self._held: dict[str, tuple[Job, float]] = {}  # backing off: job id -> (job, until)
+        self._arrival_notices: list = []  # what the core said when rebuilt, still to write
         self._lost: dict[str, int] = {}  # job id -> runs lost so far
         self._refused: dict[str, int] = {}  # job id -> starts refused in a row
         self._resting: dict[int, float] = {}  # pool index -> when its rest ends
@@ -223,6 +225,50 @@ class ControlPlane:
         what resolving the submission's Slurm names and defaults changed, kept with it."""
         return self.intake.submit(spec, tenant, user_id, actor, idempotency_key, warnings)
 
+    def test_submission(self, spec: JobSubmit, tenant: str, actor: str) -> dict:
+        """sbatch --test-only: what admission says and when the job could start, with
+        nothing stored. AdmissionError for a job that could never run."""
+        stored = spec.model_dump(mode="json")
+        stored["owner"] = actor
+        stored["owner_sites"] = sorted(sites_that_can_run(self.fleet, actor, tenant))
+        if not stored["owner_sites"]:
+            raise AdmissionError(f"sites: user {actor!r} has no account on any site")
+        if spec.dependency:
+            stored["dependency"] = dependencies.resolve_dependency(
+                self.store, tenant, spec.dependency, spec.kill_on_invalid_dep
+            )
+        now = self.clock()
+        job = core_job("j-test", tenant, stored, now)
+        with self.lock:
+            reason = self.scheduler.admission_error(job)
+            if reason is not None:
+                raise AdmissionError(reason)
+            when, pool = self.scheduler.estimate_start(job, now)
+        name = self.fleet.pools[pool].name if pool is not None else None
+        if spec.dependency:
+            why = "after its dependency is satisfied, at the earliest"
+        elif when is None:
+            why = "no estimate: every pool it may use is cordoned"
+        elif when <= now:
+            why = "it fits now"
+        else:
+            why = "when enough running jobs reach their time limits (work queued ahead not counted)"
+        return {"would_start_at": when, "pool": name, "reason": why}
+
+    def expected_starts(self, job_ids: list[str]) -> dict[str, float]:
+        """The core's start estimate (epoch) for each of these pending jobs it has one for."""
+        now = self.clock()
+        found: dict[str, float] = {}
+        with self.lock:
+            for job_id in job_ids[:1000]:
+                job = self.scheduler.jobs.get(job_id)
+                if job is None or job.state is not JobState.PENDING:
+                    continue
+                when, _ = self.scheduler.estimate_start(job, now)
+                if when is not None:
+                    found[job_id] = when
+        return found
+
     def _admission_error(self, job: Job) -> str | None:
         with self.lock:
             return self.scheduler.admission_error(job)
@@ -236,6 +282,9 @@ class ControlPlane:
         rows = self.store.new_submissions(self._seen_seq)
         if not rows:
             return
+        # How the jobs their dependencies name ended (read first; any that ends after
+        # this read the core itself remembers).
+        ended = dependencies.parents_ended(self.store, [r.spec for r in rows])
         with self._transaction() as writes:
             for row in rows:
                 self._seen_seq = max(self._seen_seq, row.seq)
@@ -243,9 +292,8 @@ class ControlPlane:
                     continue
                 job = recovery.job_of(row)
                 self._specs[row.id] = row.spec
-                rejected = self.scheduler.submit(job, job.submit_time)
-                for decision in rejected:
-                    outcomes.reject(self, writes, decision.job, decision.reason, now)
+                decisions = self.scheduler.submit(job, job.submit_time, ended)
+                outcomes.carry_out(self, writes, decisions, now)
 
     def refresh_tenants(self) -> None:
         """Re-read the programmes and their weights (after one is created or changed):

@@ -13,10 +13,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from arkwright.core.arrays import parse_array_spec
 from arkwright.core.fleet import Fleet
 from arkwright.core.job import Job
 from arkwright.fleets.identity import sites_that_can_run
 from arkwright.service.db import JobRow
+from arkwright.service.dependencies import resolve_dependency
 from arkwright.service.errors import AdmissionError, IdempotencyConflict, StoreUnavailable
 from arkwright.service.records import core_job, from_epoch
 from arkwright.service.schema import JobSubmit
@@ -36,6 +38,7 @@ class _Waiting:
     error: Exception | None = None
     stored: JobRow | None = None
     fresh: bool = True  # False when another replica had stored the same key first
+    tasks: list[dict] = field(default_factory=list)  # an array's other tasks' rows
 
 
 class Intake:
@@ -78,6 +81,17 @@ class Intake:
         # that user has one: the core never places a job where it could not start.
         stored["owner"] = actor
         stored["owner_sites"] = sorted(sites_that_can_run(self.fleet, actor, tenant))
+        if spec.dependency:
+            stored["dependency"] = resolve_dependency(
+                self.store, tenant, spec.dependency, spec.kill_on_invalid_dep
+            )
+        array_tasks: list[int] = []
+        if spec.array:
+            try:
+                array_tasks, limit = parse_array_spec(spec.array)
+            except ValueError as exc:
+                raise AdmissionError(str(exc)) from None
+            stored["array_task_id"], stored["array_limit"] = array_tasks[0], limit
         now = self.clock()
         if idempotency_key:
             earlier = self._earlier(user_id, idempotency_key, stored, tenant)
@@ -97,6 +111,9 @@ class Intake:
             "submitted_at": from_epoch(now),
         }
         waiting = _Waiting(row, tenant, actor)
+        for task in array_tasks[1:]:  # stored with the first, in one transaction
+            spec_of_task = {**stored, "array_task_id": task}
+            waiting.tasks.append({**row, "spec": spec_of_task, "idempotency_key": None})
         with self.lock:
             if idempotency_key:
                 raced = self._keys.get((user_id, idempotency_key))
@@ -128,7 +145,7 @@ class Intake:
                 raise IdempotencyConflict(_conflict(key, None))
             return waiting
         row = self.store.by_idempotency_key(user_id, key)
-        if row is not None and (row.spec != stored or row.tenant != tenant):
+        if row is not None and (not _same_spec(row.spec, stored) or row.tenant != tenant):
             raise IdempotencyConflict(_conflict(key, row.id))
         return row
 
@@ -226,11 +243,21 @@ class Intake:
                 self._fail(waiting, exc)
 
     def _insert(self, batch: list[_Waiting]) -> None:
-        rows = [dict(w.row) for w in batch]
-        self.store.insert_submissions(rows, [w.actor for w in batch])
-        for waiting, row in zip(batch, rows, strict=True):
-            waiting.stored = JobRow(**row)
-        self.on_stored(len(batch))
+        rows: list[dict] = []
+        actors: list[str] = []
+        firsts: list[dict] = []
+        for waiting in batch:
+            first = dict(waiting.row)
+            if "array_task_id" in first["spec"]:
+                first["array_first"] = first  # the store names the array after it
+            firsts.append(first)
+            rows.append(first)
+            rows += [dict(task, array_first=first) for task in waiting.tasks]
+            actors += [waiting.actor] * (1 + len(waiting.tasks))
+        self.store.insert_submissions(rows, actors)
+        for waiting, first in zip(batch, firsts, strict=True):
+            waiting.stored = JobRow(**{k: v for k, v in first.items() if k != "array_first"})
+        self.on_stored(len(rows))
 
     def _fail(self, waiting: _Waiting, exc: Exception) -> None:
         row = waiting.row
@@ -242,7 +269,7 @@ class Intake:
                 waiting.error = lookup
                 return
             if earlier is not None:
-                if earlier.spec == row["spec"] and earlier.tenant == waiting.tenant:
+                if _same_spec(earlier.spec, row["spec"]) and earlier.tenant == waiting.tenant:
                     waiting.stored, waiting.fresh = earlier, False
                 else:
                     waiting.error = IdempotencyConflict(
@@ -253,6 +280,12 @@ class Intake:
         waiting.error = (
             exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(f"not stored: {exc}")
         )
+
+
+def _same_spec(stored: dict, asked: dict) -> bool:
+    """Whether a stored job is the one this submission asks for (an array's first task
+    carries the array's id, given only when it was stored)."""
+    return {k: v for k, v in stored.items() if k != "array_job_id"} == asked
 
 
 def _conflict(key: str, job_id: str | None) -> str:

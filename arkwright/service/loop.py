@@ -82,6 +82,9 @@ def lead(cp: ControlPlane) -> None:
         started = time.perf_counter()
         with cp._transaction() as writes:
             decisions = cp.scheduler.schedule(now, full=full)
+            if cp._arrival_notices:  # holds and rejections found when the core was rebuilt
+                decisions = cp._arrival_notices + decisions
+                cp._arrival_notices = []
             elapsed = time.perf_counter() - started
             starts = outcomes.carry_out(cp, writes, decisions, now) if decisions else []
         cp.stats.passes += 1
@@ -121,11 +124,10 @@ def release_held(cp: ControlPlane, now: float) -> None:
     due = [(job_id, job) for job_id, (job, until) in cp._held.items() if until <= now]
     if not due:
         return
-    with cp._transaction() as writes:
-        for job_id, job in due:
+    with cp._transaction():
+        for job_id, _job in due:
             del cp._held[job_id]
-            for decision in cp.scheduler.submit(job, now):
-                outcomes.reject(cp, writes, decision.job, decision.reason, now)
+            cp.scheduler.resume(job_id)
 
 
 def ask_again(cp: ControlPlane, now: float) -> None:

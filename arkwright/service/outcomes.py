@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from arkwright.backends.base import BackendUnavailable, Ending, Outcome, RunRequest, StartRefused
-from arkwright.core.decisions import Preempt, Reject, Start
+from arkwright.core.decisions import Cancelled, Held, Preempt, Reject, Start
 from arkwright.core.job import Job, JobState
 from arkwright.service.records import from_epoch, usage_of_run
 from arkwright.service.states import RunState
@@ -106,8 +106,25 @@ def carry_out(cp: ControlPlane, writes: Writes, decisions: list, now: float) -> 
                 _requeued_update(job, RunState.PENDING, decision.reason) | {"not_before": None}
             )
             event(writes, job.job_id, "preempted", decision.reason, now)
+        elif isinstance(decision, Cancelled):  # before Reject: it is one
+            writes.updates.append(
+                {
+                    "id": job.job_id,
+                    "state": RunState.CANCELLED,
+                    "reason": decision.reason,
+                    "finished_at": from_epoch(decision.at),
+                }
+            )
+            event(writes, job.job_id, RunState.CANCELLED, decision.reason, decision.at)
+            cp._forget(job.job_id)
         elif isinstance(decision, Reject):
             reject(cp, writes, job, decision.reason, now)
+        elif isinstance(decision, Held):
+            # Slurm's pending reasons: Dependency, DependencyNeverSatisfied,
+            # JobArrayTaskLimit; empty once the job is in the queue.
+            writes.updates.append({"id": job.job_id, "reason": decision.reason})
+            if decision.reason:
+                event(writes, job.job_id, "held", decision.reason, decision.at)
     return starts
 
 
@@ -204,7 +221,8 @@ def requeue_later(
     """Back to the queue after a backoff: out of the core's queue until then."""
     delay = cp.retry.delay(retry)
     cp.scheduler.requeue(job.job_id, now)
-    cp.scheduler.cancel(job.job_id, now)  # held outside the core until the backoff ends
+    # Out of the queue until the backoff ends; not ended (its dependents keep waiting).
+    cp.scheduler.defer(job.job_id, now)
     cp._held[job.job_id] = (job, now + delay)
     writes.updates.append(
         _requeued_update(job, RunState.PENDING, f"requeued: {why}; next try in {delay:g} s")
@@ -223,7 +241,7 @@ def fail(cp: ControlPlane, writes: Writes, job: Job, reason: str, now: float) ->
         }
     )
     event(writes, job.job_id, RunState.FAILED, reason, now)
-    cp.scheduler.finish(job.job_id, now)
+    cp.scheduler.finish(job.job_id, now, succeeded=False)
     cp._forget(job.job_id)
 
 
@@ -280,5 +298,6 @@ def settle_outcomes(cp: ControlPlane, writes: Writes, outcomes: list[Outcome]) -
         )
         event(writes, job.job_id, state, outcome.reason, outcome.ended_at)
         del pool
-        cp.scheduler.finish(job.job_id, outcome.ended_at)
+        succeeded = state == RunState.COMPLETED and not outcome.exit_code
+        cp.scheduler.finish(job.job_id, outcome.ended_at, succeeded=succeeded)
         cp._forget(job.job_id)

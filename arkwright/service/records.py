@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from arkwright.core.dependencies import parse_dependency
 from arkwright.core.fleet import Pool
 from arkwright.core.job import Job, PriorityClass
 from arkwright.core.policy_data import DataPolicy
@@ -48,6 +49,18 @@ def core_job(job_id: str, tenant: str, spec: dict, submitted: float) -> Job:
         preemptible=spec.get("preemptible", True),
         checkpoint_interval_s=parse_duration(ckpt) if ckpt else None,
         deadline=to_epoch(datetime.fromisoformat(deadline)) if deadline else None,
+        pools=frozenset(spec["pools"]) if spec.get("pools") else None,
+        nodes=spec.get("nodes") or 0,
+        # Stored with its ids resolved (service/dependencies.py); parsing cannot fail.
+        dependency=(
+            parse_dependency(spec["dependency"], bool(spec.get("kill_on_invalid_dep")))
+            if spec.get("dependency")
+            else None
+        ),
+        # Slurm's singleton groups by user and job name.
+        owner_name=f"{spec['owner']}\0{spec.get('name', '')}" if spec.get("owner") else None,
+        array_id=spec.get("array_job_id"),
+        array_limit=spec.get("array_limit") or 0,
     )
 
 

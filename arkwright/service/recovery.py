@@ -10,11 +10,15 @@ first), so the rebuilt core holds its GPUs, and the backend's next poll settles 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from arkwright.backends.base import Outcome
+from arkwright.core.decisions import Held
+from arkwright.core.dependencies import Ended
 from arkwright.core.job import Job
 from arkwright.core.scheduler import Scheduler, SubmissionError
+from arkwright.service import dependencies
 from arkwright.service.cordons import CordonReason
 from arkwright.service.db import JobRow
 from arkwright.service.outcomes import event, fail, settle_outcomes
@@ -49,6 +53,7 @@ def rebuild(cp: ControlPlane) -> list[JobRow]:
         scheduler.set_weight(tenant, weight)
     cp.scheduler = scheduler
     cp._specs, cp._handles, cp._held = {}, {}, {}
+    cp._arrival_notices = []
     cp._lost = {r.id: r.lost_runs for r in rows if r.lost_runs}
     cp._refused = {r.id: r.refused_starts for r in rows if r.refused_starts}
     cp._seen_seq = highest
@@ -58,6 +63,7 @@ def rebuild(cp: ControlPlane) -> list[JobRow]:
         cp.cordons.set(pool.index, CordonReason.SITE_DOWN, pool.site.name in down)
     cp.cordons.reapply(scheduler.set_cordoned)
     placed = []
+    ended = dependencies.parents_ended(cp.store, [r.spec for r in rows])
     # Running work first, so its GPUs are taken before anything else is placed.
     for row in sorted(rows, key=lambda r: (r.state == RunState.PENDING, r.seq)):
         job = job_of(row)
@@ -76,16 +82,29 @@ def rebuild(cp: ControlPlane) -> list[JobRow]:
                 cp._handles[row.id] = row.handle
             placed.append(row)
         else:
-            hold_or_queue(cp, job, to_epoch(row.not_before), now)
+            hold_or_queue(cp, job, to_epoch(row.not_before), now, ended)
     cp._stale = False
     return placed
 
 
-def hold_or_queue(cp: ControlPlane, job: Job, not_before: float | None, now: float) -> None:
-    if not_before is not None and not_before > now:
+def hold_or_queue(
+    cp: ControlPlane,
+    job: Job,
+    not_before: float | None,
+    now: float,
+    ended: Mapping[str, Ended] | None = None,
+) -> None:
+    """Back into the core as it was: queued, or held (dependencies, array throttle), or
+    deferred until its retry's backoff ends. What the core says is written at the next
+    transaction (`_notices` for the holds it reports)."""
+    # Held notices only repeat what the database says; rejections and cancellations
+    # (a dependency that can never be met, --kill-on-invalid-dep) must still be written.
+    decisions = cp.scheduler.submit(job, now, ended)
+    cp._arrival_notices += [d for d in decisions if not isinstance(d, Held)]
+    deferred = not_before is not None and not_before > now
+    if deferred and not job.held and job.job_id in cp.scheduler.jobs:
+        cp.scheduler.defer(job.job_id, now)
         cp._held[job.job_id] = (job, not_before)
-    else:
-        cp.scheduler.submit(job, now)
 
 
 def recover(cp: ControlPlane) -> dict[str, int]:

@@ -167,6 +167,8 @@ class JobSubmit(_In):
             value = [v.strip() for v in value.replace(",", "|").split("|") if v.strip()]
         if isinstance(value, list):
             for model in value:
+                if not isinstance(model, str):
+                    raise ValueError("GPU models are names (strings)")
                 if model not in GPU_CATALOGUE:
                     raise ValueError(
                         f"unknown GPU model {model!r} (known: {', '.join(GPU_CATALOGUE)})"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -176,6 +176,10 @@ class Store:
                 for n, row in enumerate(rows):
                     row["seq"] = last - len(rows) + 1 + n
                     row["id"] = job_id_for(row["seq"])
+                for row in rows:  # an array is known by its first task's id, as in Slurm
+                    first = row.get("array_first")
+                    if first is not None:
+                        row["spec"] = {**row["spec"], "array_job_id": first["id"]}
                 session.execute(
                     insert(JobRow),
                     [
@@ -216,6 +220,33 @@ class Store:
             return session.scalar(
                 select(JobRow).where(JobRow.user_id == user_id, JobRow.idempotency_key == key)
             )
+
+    def jobs_for_dependency(
+        self, tenant: str, ids: list[str], task_refs: list[tuple[str, int]]
+    ) -> list[tuple[str, str | None, int | None]]:
+        """(id, array id, array task id) of the programme's jobs a dependency names: by
+        id, every task of an array by the array's id, and array tasks as (array, task)."""
+        if not ids and not task_refs:
+            return []
+        array_of = JobRow.spec["array_job_id"].as_string()
+        task_of = JobRow.spec["array_task_id"].as_integer()
+        named = [JobRow.id.in_(ids), array_of.in_(ids)] if ids else []
+        named += [and_(array_of == a, task_of == t) for a, t in task_refs]
+        with self._reading() as session:
+            rows = session.execute(
+                select(JobRow.id, array_of, task_of).where(JobRow.tenant == tenant, or_(*named))
+            ).all()
+        return [tuple(r) for r in rows]
+
+    def states_of(self, ids: list[str]) -> dict[str, tuple[str, int | None]]:
+        """(state, exit code) of each of these jobs that exists."""
+        if not ids:
+            return {}
+        with self._reading() as session:
+            rows = session.execute(
+                select(JobRow.id, JobRow.state, JobRow.exit_code).where(JobRow.id.in_(ids))
+            ).all()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def new_submissions(self, after_seq: int, limit: int = 5000) -> list:
         """Jobs numbered above `after_seq`, in number order (the leader's intake): plain

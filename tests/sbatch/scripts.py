@@ -194,9 +194,9 @@ CASES = [
         job(gpus=1, nodes=1, gpu_type=["A100"], time="00:05:00"),
     ),
     Case(
-        "gres-site-type-goes-to-constraint",
+        "gres-site-type-goes-to-gres-type",
         "#!/bin/bash\n#SBATCH --gres=gpu:tesla_v100:2\n#SBATCH -t 5\npython x.py\n",
-        job(gpus=2, nodes=1, constraint="tesla_v100", time="00:05:00"),
+        job(gpus=2, nodes=1, gres_type="tesla_v100", time="00:05:00"),
     ),
     Case(
         "gres-with-other-resources",
@@ -583,10 +583,7 @@ CASES = [
     Case(
         "unknown-type-and-constraint",
         "#!/bin/bash\n#SBATCH --gres=gpu:a100_80gb:1 -C ib -t 5\n",
-        error="line 2: GPU type 'a100_80gb' is not a model Arkwright knows (A100, H100, H200, "
-        "GH200, B200, B300, GB200, GB300, L40S, MI300X) and --constraint=ib is given too; "
-        "Arkwright sends an unknown type as the constraint for the fleet to map, so give "
-        "one or the other",
+        job(gpus=1, nodes=1, gres_type="a100_80gb", constraint="ib", time="00:05:00"),
     ),
     Case(
         "bad-array",

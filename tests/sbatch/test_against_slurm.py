@@ -38,7 +38,6 @@ ARKWRIGHT_REFUSALS = {
     "gpu-options-disagree",
     "gres-and-gpus-per-node-exclusive",  # refused by sbatch too from Slurm 23.02
     "two-gpu-types",
-    "unknown-type-and-constraint",
     "bad-array",  # sbatch leaves 9-0 to the controller
     "begin-refused",
     "hold-refused",

@@ -1,7 +1,7 @@
 """The scripts of the first reader's tests (tests/test_sbatch.py), where their meaning
 still holds under sbatch's semantics. What changed, and why: options after the script
 are now the script's arguments (they go before it); an array is sent whole (the server
-makes its tasks); an unknown GPU type is a hint for the fleet (sent as the constraint);
+makes its tasks); an unknown GPU type is a hint for the fleet (sent as `gres_type`);
 an unknown option is an error, as in sbatch; DOS line endings are refused, as in sbatch;
 --gpus with a --gres that disagrees is refused rather than one silently winning.
 """

@@ -119,7 +119,12 @@ async def _resolved(request: Request, me: Principal, control) -> tuple[JobSubmit
         await request.body(), request.headers.get("content-type", ""), request.app.state.limits
     )
     try:
-        spec, warnings = resolve_submission(spec, control.fleet)
+        spec, warnings = resolve_submission(
+            spec,
+            control.fleet,
+            control.intake.tenants | set(control.fleet.tenant_by_name),
+            control.scheduler.throughput,
+        )
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     tenant = spec.tenant or me.tenant
