@@ -24,6 +24,7 @@ from arkwright.core.config import SchedulerConfig
 from arkwright.core.decisions import Decision, Reject, Start
 from arkwright.core.dependencies import Ended
 from arkwright.core.eligibility import EligibilityClass, EligibilityIndex
+from arkwright.core.estimate import earliest_start
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import shape_on
 from arkwright.core.holds import Holds
@@ -175,30 +176,8 @@ class Scheduler:
         return self.admission.refusal(probe, cls)
 
     def estimate_start(self, job: Job, now: float) -> tuple[float | None, int | None]:
-        """(earliest time, pool) the job could start if running jobs end at their time
-        limits — a lower bound: work queued ahead of it is not counted, except a backfill
-        reservation the job holds. (None, None) when it is held, or can never start."""
-        if job.held:
-            return None, None
-        cls = self._classify(job)
-        mask = job.pool_mask if job.job_id in self.jobs else self.admission.usable_mask(job, cls)
-        holding = self.reservations.pool_of.get(job.job_id)
-        if holding is not None:
-            return max(self.reservations.by_pool[holding].shadow_time, now), holding
-        best: tuple[float, int | None] = (math.inf, None)
-        for i in cls.pools:
-            if not mask >> i & 1 or self.cordoned_mask >> i & 1:
-                continue
-            state = self.pool_states[i]
-            fits = (
-                state.fits_gang(job.gpus // job.nodes, job.nodes)
-                if job.nodes
-                else state.fits(job.gpus)
-            )
-            when = now if fits else self.reservations.earliest_start(job, i, now)
-            if when < best[0]:
-                best = (when, i)
-        return (best[0], best[1]) if math.isfinite(best[0]) else (None, None)
+        """(earliest time, pool) the job could start: see `estimate.earliest_start`."""
+        return earliest_start(self, job, now)
 
     def adopt(self, job: Job, pool_index: int, allocation: Allocation, started_at: float) -> None:
         """Take back a job that is already running (found again after a restart) on the
