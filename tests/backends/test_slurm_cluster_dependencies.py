@@ -208,14 +208,20 @@ def test_a_chain_runs_in_order_in_both(ark: Ark, direct: Direct):
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["stays-pending", "kill-on-invalid-dep"])
-def test_a_failed_parent_leaves_its_dependent_unrun_in_both(ark: Ark, direct: Direct, kill):
-    kill_option = ["--kill-on-invalid-dep=yes"] if kill else ["--kill-on-invalid-dep=no"]
+def test_a_failed_parent_leaves_its_dependents_unrun_in_both(ark: Ark, direct: Direct, kill):
+    """A fails; B(afterok:A) can never run; C(afterok:B) waits on B. Without
+    --kill-on-invalid-dep, Slurm leaves B pending as DependencyNeverSatisfied and C pending
+    as plain Dependency (B has not ended); with it, B is cancelled and so, in turn, is C."""
+    kill_option = "--kill-on-invalid-dep=yes" if kill else "--kill-on-invalid-dep=no"
     sa = direct.sbatch(stamped(direct.stamps, "a", exit_code=1))
-    sb = direct.sbatch(stamped(direct.stamps, "b"), f"--dependency=afterok:{sa}", *kill_option)
+    sb = direct.sbatch(stamped(direct.stamps, "b"), f"--dependency=afterok:{sa}", kill_option)
+    sc = direct.sbatch(stamped(direct.stamps, "c"), f"--dependency=afterok:{sb}", kill_option)
     aa = ark.submit(stamped(ark.stamps, "a", exit_code=1))["id"]
-    ab = ark.submit(stamped(ark.stamps, "b"), dependency=f"afterok:{aa}", kill_on_invalid_dep=kill)[
-        "id"
-    ]
+    ab = ark.submit(stamped(ark.stamps, "b"), dependency=f"afterok:{aa}", kill_on_invalid_dep=kill)
+    ac = ark.submit(
+        stamped(ark.stamps, "c"), dependency=f"afterok:{ab['id']}", kill_on_invalid_dep=kill
+    )
+    ab, ac = ab["id"], ac["id"]
 
     # Slurm: B pending with DependencyNeverSatisfied, or cancelled for that reason.
     want_slurm = "CANCELLED" if kill else "PENDING"
@@ -223,7 +229,6 @@ def test_a_failed_parent_leaves_its_dependent_unrun_in_both(ark: Ark, direct: Di
         "Slurm to give up on B",
         lambda: (job := direct.job(sb))["Reason"] == NEVER and job["JobState"] == want_slurm,
     )
-    slurm_reason = direct.job(sb)["Reason"]
     assert direct.job(sa)["JobState"] == "FAILED"
     # Arkwright: the same, in its own record of B.
     want_ark = "cancelled" if kill else "pending"
@@ -231,15 +236,28 @@ def test_a_failed_parent_leaves_its_dependent_unrun_in_both(ark: Ark, direct: Di
         "Arkwright to give up on B",
         lambda: (job := ark.job(ab))["state"] == want_ark and job["reason"].startswith(NEVER),
     )
-    ark_b = ark.job(ab)
     assert ark.job(aa)["state"] == "failed"
-    # The reason's name is Slurm's; Arkwright may add the dependency after it.
-    assert ark_b["reason"].split(" ")[0] == slurm_reason == NEVER
+    if kill:  # C follows B out, in both
+        until("Slurm to cancel C", lambda: direct.job(sc)["JobState"] == "CANCELLED")
+        until("Arkwright to cancel C", lambda: ark.job(ac)["state"] == "cancelled")
+    slurm_b, slurm_c = direct.job(sb), direct.job(sc)
+    ark_b, ark_c = ark.job(ab), ark.job(ac)
+    # The reasons' names are Slurm's; Arkwright may add the dependency after the name.
+    assert [ark_b["state"].upper(), ark_b["reason"].split(" ")[0]] == [
+        slurm_b["JobState"],
+        slurm_b["Reason"],
+    ]
+    assert [ark_c["state"].upper(), ark_c["reason"].split(" ")[0]] == [
+        slurm_c["JobState"],
+        slurm_c["Reason"],
+    ]
+    assert slurm_c["Reason"] == (NEVER if kill else "Dependency")
     assert ark_b.get("slurm_job_id") is None  # never handed to Slurm at all
-    # B never ran in either.
+    # Neither B nor C ran in either.
     assert sorted(intervals(direct.stamps)) == ["a"]
     assert sorted(intervals(ark.stamps)) == ["a"]
-    assert not (direct.stamps / "b.start").exists() and not (ark.stamps / "b.start").exists()
+    for stamps in (direct.stamps, ark.stamps):
+        assert not (stamps / "b.start").exists() and not (stamps / "c.start").exists()
 
 
 # ---------------------------------------------------------------------- arrays
