@@ -17,6 +17,7 @@ import numpy as np
 from arkwright.core.job import Job, PriorityClass
 from arkwright.sim.trace_build import REPEATED_FIELDS, TraceColumns, no_gc
 from arkwright.sim.trace_columns import Collision, Table, tokenize
+from arkwright.sim.trace_links import LinkCheck, dependency_cell
 from arkwright.sim.trace_rows import RowParser, flag, number
 
 # Cells decided once per distinct combination, in this order.
@@ -83,6 +84,7 @@ def _jobs(table: Table, parser: RowParser) -> TraceColumns:
     if not (np.diff(order) > 0).all():
         ids = np.array(ids, dtype=object)[order].tolist()
     codes, combos = repeated
+    links = _links(table, parser, ids, order) if parser.links else {}
     return TraceColumns(
         job_id=ids,
         submit_time=submit[order],
@@ -93,7 +95,50 @@ def _jobs(table: Table, parser: RowParser) -> TraceColumns:
         checkpoint_interval_s=np.where(has_ckpt, ckpt, np.nan)[order],
         codes=codes[order],
         combos=combos,
+        **links,
     )
+
+
+def _links(table: Table, parser: RowParser, ids: list[str], order: np.ndarray) -> dict:
+    """The link columns in submit order (`ids` already is), or {} where all are empty.
+
+    Only files that have the columns come here, so a trace without them pays nothing.
+    """
+    rows = table.rows
+    index = parser.index
+    sorted_rows = order.tolist()
+    dependency: list = [None] * rows
+    if "dependency" in index:
+        memo: dict = {"": None}
+        texts = table.strings(index["dependency"])
+        try:
+            for at, row in enumerate(sorted_rows):
+                text = texts[row]
+                found = memo.get(text, memo)
+                if found is memo:
+                    found = memo[text] = dependency_cell(text.strip())
+                dependency[at] = found
+        except ValueError:
+            raise _GiveUp from None
+    array_id: list = [None] * rows
+    if "array_id" in index:
+        texts = table.strings(index["array_id"])
+        for at, row in enumerate(sorted_rows):
+            text = texts[row].strip()
+            if text:
+                array_id[at] = parser.intern(text, "")
+    limits, has_limit = _numbers(table, parser, "array_limit", integer=True, optional=True)
+    array_limit = np.where(has_limit, limits, 0).astype(np.int64)[order]
+    has_dependency = any(d is not None for d in dependency)
+    has_array = any(a is not None for a in array_id)
+    if not (has_dependency or has_array or array_limit.any()):
+        return {}
+    check = LinkCheck(set(ids))
+    limit_list = array_limit.tolist()
+    for at in range(rows):
+        if check.check(ids[at], dependency[at], array_id[at], limit_list[at]) is not None:
+            raise _GiveUp  # the row reader names the line
+    return {"dependency": dependency, "array_id": array_id, "array_limit": array_limit}
 
 
 def _job_ids(table: Table, column: int) -> list[str]:
