@@ -37,11 +37,15 @@ def dependency_cell(text: str) -> Dependency | None:
 def dependency_text(dependency: Dependency | None) -> str:
     """The cell that `dependency_cell` reads back as this dependency.
 
-    Neighbouring clauses of one kind share it (`afterok:1:2`), so a dependency of one
-    kind, or any `?` one, has no comma and needs no CSV quotes.
+    For `,` (all of), neighbouring clauses of one kind share one (`afterok:1:2`), so a
+    dependency of one kind needs no comma and so no CSV quotes; `?` alternatives are
+    written one a clause (`afterok:1?afterok:2`), which never needs quotes. (One clause
+    reads back as "all of", which means the same as "any of" it.)
     """
     if dependency is None:
         return ""
+    if dependency.any_of:
+        return "?".join(f"{kind}:{parent}" for kind, parent in dependency.clauses)
     parts: list[str] = []
     last = None
     for kind, parent in dependency.clauses:
@@ -50,7 +54,7 @@ def dependency_text(dependency: Dependency | None) -> str:
         else:
             parts.append(f"{kind}:{parent}")
         last = kind
-    return ("?" if dependency.any_of else ",").join(parts)
+    return ",".join(parts)
 
 
 class LinkCheck:
