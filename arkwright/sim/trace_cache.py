@@ -260,10 +260,12 @@ def _check(columns: TraceColumns, rows: int) -> None:
     if rows and (codes.min() < 0 or codes.max() >= len(columns.combos)):
         raise BadCache("a row names no combination")
     if columns.dependency is not None:
-        ids = columns.job_id
-        check = LinkCheck(set(ids))
-        limits = columns.array_limit.tolist()
-        for at in range(rows):
+        ids, limits = columns.job_id, columns.array_limit
+        marked = limits != 0
+        marked[[at for at, d in enumerate(columns.dependency) if d is not None]] = True
+        marked[[at for at, a in enumerate(columns.array_id) if a is not None]] = True
+        check = LinkCheck(ids)
+        for at in np.flatnonzero(marked).tolist():
             dependency, array_id = columns.dependency[at], columns.array_id[at]
-            if check.check(ids[at], dependency, array_id, limits[at]) is not None:
+            if check.check(at, ids[at], dependency, array_id, int(limits[at])) is not None:
                 raise BadCache("a dependency or array limit no CSV could give")

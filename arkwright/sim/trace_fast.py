@@ -102,17 +102,23 @@ def _jobs(table: Table, parser: RowParser) -> TraceColumns:
 def _links(table: Table, parser: RowParser, ids: list[str], order: np.ndarray) -> dict:
     """The link columns in submit order (`ids` already is), or {} where all are empty.
 
-    Only files that have the columns come here, so a trace without them pays nothing.
+    Only files that have the columns come here, so a trace without them pays nothing;
+    and only the rows with a cell in them are looked at one by one.
     """
     rows = table.rows
     index = parser.index
-    sorted_rows = order.tolist()
     dependency: list = [None] * rows
+    array_id: list = [None] * rows
+    marked = np.zeros(rows, dtype=bool)  # rows, in submit order, with some link cell
     if "dependency" in index:
-        memo: dict = {"": None}
-        texts = table.strings(index["dependency"])
+        column = index["dependency"]
+        texts = table.strings(column)
+        given = np.flatnonzero(table.bounds(column)[1][order] > 0)
+        marked[given] = True
+        rows_of = order[given].tolist()
+        memo: dict = {}
         try:
-            for at, row in enumerate(sorted_rows):
+            for at, row in zip(given.tolist(), rows_of, strict=True):
                 text = texts[row]
                 found = memo.get(text, memo)
                 if found is memo:
@@ -120,23 +126,24 @@ def _links(table: Table, parser: RowParser, ids: list[str], order: np.ndarray) -
                 dependency[at] = found
         except ValueError:
             raise _GiveUp from None
-    array_id: list = [None] * rows
     if "array_id" in index:
-        texts = table.strings(index["array_id"])
-        for at, row in enumerate(sorted_rows):
+        column = index["array_id"]
+        texts = table.strings(column)
+        given = np.flatnonzero(table.bounds(column)[1][order] > 0)
+        marked[given] = True
+        for at, row in zip(given.tolist(), order[given].tolist(), strict=True):
             text = texts[row].strip()
             if text:
                 array_id[at] = parser.intern(text, "")
     limits, has_limit = _numbers(table, parser, "array_limit", integer=True, optional=True)
     array_limit = np.where(has_limit, limits, 0).astype(np.int64)[order]
-    has_dependency = any(d is not None for d in dependency)
-    has_array = any(a is not None for a in array_id)
-    if not (has_dependency or has_array or array_limit.any()):
+    marked |= array_limit != 0
+    if not marked.any():
         return {}
-    check = LinkCheck(set(ids))
-    limit_list = array_limit.tolist()
-    for at in range(rows):
-        if check.check(ids[at], dependency[at], array_id[at], limit_list[at]) is not None:
+    check = LinkCheck(ids)
+    for at in np.flatnonzero(marked).tolist():
+        limit = int(array_limit[at])
+        if check.check(at, ids[at], dependency[at], array_id[at], limit) is not None:
             raise _GiveUp  # the row reader names the line
     return {"dependency": dependency, "array_id": array_id, "array_limit": array_limit}
 

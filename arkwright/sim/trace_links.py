@@ -58,33 +58,46 @@ def dependency_text(dependency: Dependency | None) -> str:
 
 
 class LinkCheck:
-    """The checks across rows, fed one job at a time in submit order.
+    """The checks across rows, given every job id in submit order.
 
-    `all_ids` is every job id the trace holds (to tell "not in the trace" from
-    "submitted later"). A job refused here is not remembered, so its own dependents
-    are refused in turn, as they could never be submitted.
+    Only rows with a link cell need `check`ing (in submit order); the others are fine
+    by construction. A job refused here is remembered as refused, so its own
+    dependents are refused in turn, as they could never be submitted.
     """
 
-    def __init__(self, all_ids: set[str]) -> None:
-        self._all = all_ids
-        self._before: set[str] = set()
+    def __init__(self, ids: list[str]) -> None:
+        self._position = dict(zip(ids, range(len(ids)), strict=True))
+        self._refused: set[str] = set()
         self._limits: dict[str, int] = {}
 
     def check(
-        self, job_id: str, dependency: Dependency | None, array_id: str | None, limit: int
+        self,
+        at: int,
+        job_id: str,
+        dependency: Dependency | None,
+        array_id: str | None,
+        limit: int,
     ) -> str | None:
-        """None if the job is fine, else why not (naming the column)."""
+        """None if job `job_id`, at this position, is fine, else why not (naming the column)."""
+        why = self._why(at, dependency, array_id, limit)
+        if why is not None:
+            self._refused.add(job_id)
+        return why
+
+    def _why(
+        self, at: int, dependency: Dependency | None, array_id: str | None, limit: int
+    ) -> str | None:
         if dependency is not None:
             for _, parent in dependency.clauses:
-                if parent == job_id:
+                where = self._position.get(parent)
+                if where is None:
+                    return f"dependency: job {parent!r} is not in the trace (or its row is bad)"
+                if where == at:
                     return f"dependency: job {parent!r} cannot wait on itself"
-                if parent not in self._before:
-                    if parent in self._all:
-                        return (
-                            f"dependency: job {parent!r} is not submitted before this job "
-                            "(or was refused)"
-                        )
-                    return f"dependency: job {parent!r} is not in the trace"
+                if where > at:
+                    return f"dependency: job {parent!r} is not submitted before this job"
+                if parent in self._refused:
+                    return f"dependency: job {parent!r} is refused itself (see its line)"
         if array_id is None:
             if limit:
                 return "array_limit: given without an array_id"
@@ -95,5 +108,4 @@ class LinkCheck:
                     f"array_limit: {limit} differs from {first}, the limit an earlier "
                     f"task of array {array_id!r} gives"
                 )
-        self._before.add(job_id)
         return None

@@ -192,19 +192,21 @@ def parse_rows(parser: RowParser, rows: Iterable[list[str]]) -> tuple[list[Job],
         jobs.append(job)
         if links:
             lines.append(line)
-    if links and any(j.dependency is not None or j.array_id is not None for j in jobs):
+    if links and any(j.dependency or j.array_id is not None or j.array_limit for j in jobs):
         jobs = _check_links(jobs, lines, errors)
     return jobs, errors
 
 
 def _check_links(jobs: list[Job], lines: list[int], errors: list[RowError]) -> list[Job]:
     """The good jobs (file order) that pass `LinkCheck`; the others become errors."""
-    check = LinkCheck({job.job_id for job in jobs})
-    refused: set[int] = set()
     order = sorted(range(len(jobs)), key=lambda i: jobs[i].submit_time)  # stable
-    for i in order:
+    check = LinkCheck([jobs[i].job_id for i in order])
+    refused: set[int] = set()
+    for at, i in enumerate(order):
         job = jobs[i]
-        why = check.check(job.job_id, job.dependency, job.array_id, job.array_limit)
+        if job.dependency is None and job.array_id is None and not job.array_limit:
+            continue
+        why = check.check(at, job.job_id, job.dependency, job.array_id, job.array_limit)
         if why is not None:
             errors.append(RowError(lines[i], why))
             refused.add(i)

@@ -150,7 +150,7 @@ def test_the_dependents_of_a_refused_job_are_refused_too(tmp_path):
     with pytest.raises(TraceError) as caught:
         read_trace(path, cache=False)
     assert [e.line for e in caught.value.errors] == [2, 3]
-    assert "'1' is not submitted before" in caught.value.errors[1].message
+    assert "'1' is refused itself" in caught.value.errors[1].message
 
 
 def test_same_time_parent_must_be_on_an_earlier_line(tmp_path):
