@@ -114,7 +114,6 @@ def _links(table: Table, parser: RowParser, ids: list[str], order: np.ndarray) -
         column = index["dependency"]
         texts = table.strings(column)
         given = np.flatnonzero(table.bounds(column)[1][order] > 0)
-        marked[given] = True
         rows_of = order[given].tolist()
         memo: dict = {}
         try:
@@ -123,18 +122,20 @@ def _links(table: Table, parser: RowParser, ids: list[str], order: np.ndarray) -
                 found = memo.get(text, memo)
                 if found is memo:
                     found = memo[text] = dependency_cell(text.strip())
-                dependency[at] = found
+                if found is not None:  # not a cell of spaces
+                    dependency[at] = found
+                    marked[at] = True
         except ValueError:
             raise _GiveUp from None
     if "array_id" in index:
         column = index["array_id"]
         texts = table.strings(column)
         given = np.flatnonzero(table.bounds(column)[1][order] > 0)
-        marked[given] = True
         for at, row in zip(given.tolist(), order[given].tolist(), strict=True):
             text = texts[row].strip()
             if text:
                 array_id[at] = parser.intern(text, "")
+                marked[at] = True
     limits, has_limit = _numbers(table, parser, "array_limit", integer=True, optional=True)
     array_limit = np.where(has_limit, limits, 0).astype(np.int64)[order]
     marked |= array_limit != 0

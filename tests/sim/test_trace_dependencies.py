@@ -245,3 +245,14 @@ def test_a_chain_and_a_throttled_array_run_in_order(tmp_path):
         running = sum(1 for s, e in tasks if s <= start < e)
         assert running <= 2
     assert max(sum(1 for s, e in tasks if s <= t < e) for t, _ in tasks) == 2
+
+
+def test_empty_link_columns_give_the_jobs_of_a_trace_without_them(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(HEAD + "1,0,1,10,,,\n2,1,2,20,, ,\n")
+    columns = columns_from_csv(path.read_bytes())
+    assert columns is not None and columns.dependency is None and columns.array_id is None
+    plain = tmp_path / "p.csv"
+    plain.write_text("job_id,submit_time,gpus,duration\n1,0,1,10\n2,1,2,20\n")
+    assert signature(read_trace(path).jobs) == signature(read_trace(plain).jobs)
+    assert signature(read_trace_by_rows(path).jobs) == signature(read_trace(plain).jobs)
