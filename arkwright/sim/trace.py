@@ -2,7 +2,8 @@
 
 Required columns: job_id, submit_time, gpus, duration. Optional: gpu_type, tenant,
 job_type, classification, residency, personal_data, priority, preemptible, deadline,
-and Arkwright's own time_limit, checkpoint_interval, flexible. Unknown columns are ignored.
+and Arkwright's own time_limit, checkpoint_interval, flexible, and the link columns
+dependency, array_id, array_limit (`trace_links`). Unknown columns are ignored.
 
 Reading tries the columnar reader first (`trace_fast`, a million rows in about a
 second) and falls back to the row reader (`trace_rows`) for files it will not decide,
@@ -21,6 +22,7 @@ from arkwright.core.job import Job
 from arkwright.sim import trace_cache
 from arkwright.sim.trace_build import no_gc
 from arkwright.sim.trace_fast import columns_from_csv
+from arkwright.sim.trace_links import LINK_COLUMNS, dependency_text
 from arkwright.sim.trace_rows import (
     COLUMNS,
     OPTIONAL,
@@ -33,6 +35,7 @@ from arkwright.sim.trace_rows import (
 
 __all__ = [
     "COLUMNS",
+    "LINK_COLUMNS",
     "OPTIONAL",
     "REQUIRED",
     "RowError",
@@ -122,9 +125,10 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def job_row(job: Job) -> list[str]:
+def job_row(job: Job, links: bool = False) -> list[str]:
+    """The job's cells under COLUMNS, and with `links` under LINK_COLUMNS after them."""
     policy = job.data_policy
-    return [
+    row = [
         job.job_id,
         _cell(job.submit_time),
         str(job.gpus),
@@ -142,17 +146,30 @@ def job_row(job: Job) -> list[str]:
         _cell(job.checkpoint_interval_s),
         "true" if job.flexible else "false",
     ]
+    if links:
+        row += [
+            dependency_text(job.dependency),
+            job.array_id or "",
+            str(job.array_limit) if job.array_limit else "",
+        ]
+    return row
 
 
 def write_trace(path: str | Path, jobs: Iterable[Job]) -> int:
-    """Write jobs in the trace format (each row as `job_row` gives it); returns the count."""
+    """Write jobs in the trace format (each row as `job_row` gives it); returns the count.
+
+    The link columns are written only when some job has a dependency or an array, so a
+    trace without them keeps the older format.
+    """
     jobs = list(jobs)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(f"{path}.partial")
-    columns = _columns(jobs)
+    links = any(j.dependency is not None or j.array_id is not None for j in jobs)
+    columns = _columns(jobs, links)
+    header = COLUMNS + LINK_COLUMNS if links else COLUMNS
     with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
+        writer.writerow(header)
         if any(_NEEDS_QUOTES.search("".join(column)) for column in columns):
             writer.writerows(zip(*columns, strict=True))
         elif jobs:
@@ -162,7 +179,7 @@ def write_trace(path: str | Path, jobs: Iterable[Job]) -> int:
     return len(jobs)
 
 
-def _columns(jobs: list[Job]) -> list[list[str]]:
+def _columns(jobs: list[Job], links: bool) -> list[list[str]]:
     """`job_row` for many jobs, a column at a time, each repeated value formatted once."""
     policies: dict[int, tuple[str, str, str]] = {}
     for job in jobs:
@@ -185,7 +202,7 @@ def _columns(jobs: list[Job]) -> list[list[str]]:
     def flags(values: list[bool]) -> list[str]:
         return ["true" if v else "false" for v in values]
 
-    return [
+    out = [
         [j.job_id for j in jobs],
         list(map(_cell, [j.submit_time for j in jobs])),
         [str(j.gpus) for j in jobs],
@@ -203,3 +220,8 @@ def _columns(jobs: list[Job]) -> list[list[str]]:
         cells([j.checkpoint_interval_s for j in jobs]),
         flags([j.flexible for j in jobs]),
     ]
+    if links:
+        out.append([dependency_text(j.dependency) for j in jobs])
+        out.append([j.array_id or "" for j in jobs])
+        out.append([str(j.array_limit) if j.array_limit else "" for j in jobs])
+    return out

@@ -6,7 +6,7 @@ import gc
 import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
@@ -79,7 +79,9 @@ class TraceColumns:
     """A trace's spec values a column at a time, rows in submit order.
 
     Absent optional numbers are NaN (a present one is always finite). `combos[code]`
-    holds the REPEATED_FIELDS values shared by the rows with that code.
+    holds the REPEATED_FIELDS values shared by the rows with that code. The link
+    columns (`trace_links`) are None for a trace that has none of them, so such a
+    trace costs nothing more; otherwise they hold one value per row.
     """
 
     job_id: list[str]
@@ -91,6 +93,9 @@ class TraceColumns:
     checkpoint_interval_s: np.ndarray
     codes: np.ndarray  # int64, one per row
     combos: list[tuple]
+    dependency: list | None = field(default=None)  # Dependency | None per row
+    array_id: list | None = field(default=None)  # str | None per row
+    array_limit: np.ndarray | None = field(default=None)  # int64, 0: none
 
     @property
     def rows(self) -> int:
@@ -108,6 +113,12 @@ class TraceColumns:
         }
         for k, name in enumerate(REPEATED_FIELDS):
             columns[name] = objects([combo[k] for combo in self.combos])[self.codes].tolist()
+        if self.dependency is not None:
+            columns["dependency"] = self.dependency
+        if self.array_id is not None:
+            columns["array_id"] = self.array_id
+        if self.array_limit is not None:
+            columns["array_limit"] = self.array_limit.tolist()
         return build_jobs(columns, self.rows)
 
 

@@ -12,12 +12,15 @@ When the copy is used:
   times, finite numbers, deadlines after submission, known GPU models, sorted rows),
   so even a copy written on purpose with a matching checksum can only give jobs that
   some valid CSV gives. (Whoever can write beside the CSV can also edit the CSV.)
+- The link columns (dependency, array_id, array_limit) are kept as text and read
+  back through `trace_links`' own rules and checks, for the same reason.
 - Only plain-shaped files the columnar reader took are copied, never a file with bad
   rows; writing is atomic and skipped silently where the directory is read-only.
 
 Layout: MAGIC, 32-byte SHA-256 of the rest, 8-byte length of a JSON header, the JSON
 (format, CSV hash, row count, where each array lies, the distinct repeated values),
-then the arrays' bytes.
+then the arrays' bytes. Format 2 added the link columns (`links`, null for a trace
+without them); a copy of another format is ignored and rebuilt, never misread.
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ from arkwright.core.gpus import GPU_CATALOGUE
 from arkwright.core.job import PriorityClass
 from arkwright.core.policy_data import Classification, DataPolicy, PersonalData
 from arkwright.sim.trace_build import TraceColumns
+from arkwright.sim.trace_links import LinkCheck, dependency_cell, dependency_text
 
 MAGIC = b"ARKT\x01\n"
-FORMAT = 1
+FORMAT = 2
 MIN_ROWS = 100_000  # smaller traces read from CSV fast enough to need no copy
 _ARRAYS = {
     "submit_time": "<f8",
@@ -97,6 +101,25 @@ def encode(columns: TraceColumns, digest: str) -> bytes:
         arrays[name] = [offset, len(blob)]
         blobs.append(blob)
         offset += len(blob)
+    links = None
+    given = (columns.dependency, columns.array_id, columns.array_limit)
+    if any(column is not None for column in given):
+        rows = columns.rows
+        dependency = columns.dependency or [None] * rows
+        array_id = columns.array_id or [None] * rows
+        limits = columns.array_limit
+        if limits is None:
+            limits = np.zeros(rows, dtype=np.int64)
+        parts = {
+            "dependency": "\n".join(map(dependency_text, dependency)).encode("utf-8"),
+            "array_id": "\n".join(a or "" for a in array_id).encode("utf-8"),
+            "array_limit": np.ascontiguousarray(limits, dtype="<i8").tobytes(),
+        }
+        links = {}
+        for name, blob in parts.items():
+            links[name] = [offset, len(blob)]
+            blobs.append(blob)
+            offset += len(blob)
     header = {
         "format": FORMAT,
         "csv_sha256": digest,
@@ -104,6 +127,7 @@ def encode(columns: TraceColumns, digest: str) -> bytes:
         "ids": [0, len(ids)],
         "arrays": arrays,
         "combos": [_combo_json(c) for c in columns.combos],
+        "links": links,
     }
     head = json.dumps(header).encode()
     body = len(head).to_bytes(8, "little") + head + b"".join(blobs)
@@ -130,13 +154,41 @@ def decode(data: bytes, digest: str) -> TraceColumns:
             start, length = header["arrays"][name]
             arrays[name] = np.frombuffer(payload[start : start + length], dtype=dtype).copy()
         combos = [_combo(c) for c in header["combos"]]
+        links = _links(header["links"], payload, rows)
     except BadCache:
         raise
     except (KeyError, TypeError, ValueError, IndexError, UnicodeDecodeError) as exc:
         raise BadCache(f"malformed: {exc}") from None
-    columns = TraceColumns(job_id=ids, combos=combos, **arrays)
+    columns = TraceColumns(job_id=ids, combos=combos, **arrays, **links)
     _check(columns, rows)
     return columns
+
+
+def _links(where: dict | None, payload: memoryview, rows: int) -> dict:
+    """The link columns as the CSV readers give them (parsed by the same rules)."""
+    if where is None:
+        return {}
+
+    def text(name: str) -> list[str]:
+        start, length = where[name]
+        return bytes(payload[start : start + length]).decode("utf-8").split("\n")
+
+    memo: dict = {"": None}
+    try:
+        dependency = [
+            memo[t] if t in memo else memo.setdefault(t, dependency_cell(t))
+            for t in text("dependency")
+        ]
+    except ValueError as exc:
+        raise BadCache(f"a dependency does not parse: {exc}") from None
+    array_id = [a or None for a in text("array_id")]
+    start, length = where["array_limit"]
+    array_limit = np.frombuffer(payload[start : start + length], dtype="<i8").copy()
+    if not (len(dependency) == len(array_id) == len(array_limit) == rows):
+        raise BadCache("link columns do not match the row count")
+    if (array_limit < 0).any():
+        raise BadCache("array limits must not be negative")
+    return {"dependency": dependency, "array_id": array_id, "array_limit": array_limit}
 
 
 def _combo_json(combo: tuple) -> list:
@@ -207,3 +259,13 @@ def _check(columns: TraceColumns, rows: int) -> None:
     codes = columns.codes
     if rows and (codes.min() < 0 or codes.max() >= len(columns.combos)):
         raise BadCache("a row names no combination")
+    if columns.dependency is not None:
+        ids, limits = columns.job_id, columns.array_limit
+        marked = limits != 0
+        marked[[at for at, d in enumerate(columns.dependency) if d is not None]] = True
+        marked[[at for at, a in enumerate(columns.array_id) if a is not None]] = True
+        check = LinkCheck(ids)
+        for at in np.flatnonzero(marked).tolist():
+            dependency, array_id = columns.dependency[at], columns.array_id[at]
+            if check.check(at, ids[at], dependency, array_id, int(limits[at])) is not None:
+                raise BadCache("a dependency or array limit no CSV could give")

@@ -17,6 +17,7 @@ import numpy as np
 from arkwright.core.job import Job, PriorityClass
 from arkwright.sim.trace_build import REPEATED_FIELDS, TraceColumns, no_gc
 from arkwright.sim.trace_columns import Collision, Table, tokenize
+from arkwright.sim.trace_links import LinkCheck, dependency_cell
 from arkwright.sim.trace_rows import RowParser, flag, number
 
 # Cells decided once per distinct combination, in this order.
@@ -83,6 +84,7 @@ def _jobs(table: Table, parser: RowParser) -> TraceColumns:
     if not (np.diff(order) > 0).all():
         ids = np.array(ids, dtype=object)[order].tolist()
     codes, combos = repeated
+    links = _links(table, parser, ids, order) if parser.links else {}
     return TraceColumns(
         job_id=ids,
         submit_time=submit[order],
@@ -93,7 +95,58 @@ def _jobs(table: Table, parser: RowParser) -> TraceColumns:
         checkpoint_interval_s=np.where(has_ckpt, ckpt, np.nan)[order],
         codes=codes[order],
         combos=combos,
+        **links,
     )
+
+
+def _links(table: Table, parser: RowParser, ids: list[str], order: np.ndarray) -> dict:
+    """The link columns in submit order (`ids` already is), or {} where all are empty.
+
+    Only files that have the columns come here, so a trace without them pays nothing;
+    and only the rows with a cell in them are looked at one by one.
+    """
+    rows = table.rows
+    index = parser.index
+    dependency: list = [None] * rows
+    array_id: list = [None] * rows
+    marked = np.zeros(rows, dtype=bool)  # rows, in submit order, with some link cell
+    if "dependency" in index:
+        column = index["dependency"]
+        texts = table.strings(column)
+        given = np.flatnonzero(table.bounds(column)[1][order] > 0)
+        rows_of = order[given].tolist()
+        memo: dict = {}
+        try:
+            for at, row in zip(given.tolist(), rows_of, strict=True):
+                text = texts[row]
+                found = memo.get(text, memo)
+                if found is memo:
+                    found = memo[text] = dependency_cell(text.strip())
+                if found is not None:  # not a cell of spaces
+                    dependency[at] = found
+                    marked[at] = True
+        except ValueError:
+            raise _GiveUp from None
+    if "array_id" in index:
+        column = index["array_id"]
+        texts = table.strings(column)
+        given = np.flatnonzero(table.bounds(column)[1][order] > 0)
+        for at, row in zip(given.tolist(), order[given].tolist(), strict=True):
+            text = texts[row].strip()
+            if text:
+                array_id[at] = parser.intern(text, "")
+                marked[at] = True
+    limits, has_limit = _numbers(table, parser, "array_limit", integer=True, optional=True)
+    array_limit = np.where(has_limit, limits, 0).astype(np.int64)[order]
+    marked |= array_limit != 0
+    if not marked.any():
+        return {}
+    check = LinkCheck(ids)
+    for at in np.flatnonzero(marked).tolist():
+        limit = int(array_limit[at])
+        if check.check(at, ids[at], dependency[at], array_id[at], limit) is not None:
+            raise _GiveUp  # the row reader names the line
+    return {"dependency": dependency, "array_id": array_id, "array_limit": array_limit}
 
 
 def _job_ids(table: Table, column: int) -> list[str]:

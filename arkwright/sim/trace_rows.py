@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from arkwright.core.gpus import GPU_CATALOGUE
 from arkwright.core.job import Job, PriorityClass
 from arkwright.core.policy_data import DataPolicy
+from arkwright.sim.trace_links import LINK_COLUMNS, LinkCheck, dependency_cell
 
 REQUIRED = ("job_id", "submit_time", "gpus", "duration")
 OPTIONAL = (
@@ -30,7 +31,8 @@ OPTIONAL = (
     "checkpoint_interval",
     "flexible",
 )
-COLUMNS = REQUIRED + OPTIONAL
+COLUMNS = REQUIRED + OPTIONAL  # what a trace without dependencies or arrays is written with
+# The link columns (`trace_links`) are optional too, and written only when used.
 
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
@@ -92,6 +94,7 @@ class RowParser:
         self._policies: dict[tuple[str, str, str], DataPolicy] = {}
         self._gpu_sets: dict[str, frozenset[str] | None] = {"": None}
         self._strings: dict[str, str] = {}
+        self.links = any(c in self.index for c in LINK_COLUMNS)
 
     def _get(self, row: list[str], column: str) -> str:
         i = self.index.get(column)
@@ -136,7 +139,7 @@ class RowParser:
             raise ValueError(f"deadline {deadline_text} is not after submit_time {submit:g}")
         limit_text = get(row, "time_limit")
         ckpt_text = get(row, "checkpoint_interval")
-        return Job(
+        job = Job(
             job_id=job_id,
             tenant=self.intern(get(row, "tenant"), "default"),
             gpus=gpus,
@@ -156,11 +159,22 @@ class RowParser:
             deadline=deadline,
             flexible=flag(get(row, "flexible"), "flexible", deadline is not None),
         )
+        if self.links:
+            job.dependency = dependency_cell(get(row, "dependency"))
+            array_text = get(row, "array_limit")
+            array_id = get(row, "array_id")
+            job.array_id = self.intern(array_id, "") if array_id else None
+            job.array_limit = (
+                int(number(array_text, "array_limit", integer=True)) if array_text else 0
+            )
+        return job
 
 
 def parse_rows(parser: RowParser, rows: Iterable[list[str]]) -> tuple[list[Job], list[RowError]]:
     """Every good row as a Job (file order) and every bad one as a RowError."""
     jobs: list[Job] = []
+    lines: list[int] = []  # each job's line, kept only for the link columns' checks
+    links = parser.links
     errors: list[RowError] = []
     first_line: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
@@ -176,4 +190,25 @@ def parse_rows(parser: RowParser, rows: Iterable[list[str]]) -> tuple[list[Job],
             errors.append(RowError(line, f"job_id {job.job_id!r} repeats line {seen}"))
             continue
         jobs.append(job)
+        if links:
+            lines.append(line)
+    if links and any(j.dependency or j.array_id is not None or j.array_limit for j in jobs):
+        jobs = _check_links(jobs, lines, errors)
     return jobs, errors
+
+
+def _check_links(jobs: list[Job], lines: list[int], errors: list[RowError]) -> list[Job]:
+    """The good jobs (file order) that pass `LinkCheck`; the others become errors."""
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i].submit_time)  # stable
+    check = LinkCheck([jobs[i].job_id for i in order])
+    refused: set[int] = set()
+    for at, i in enumerate(order):
+        job = jobs[i]
+        if job.dependency is None and job.array_id is None and not job.array_limit:
+            continue
+        why = check.check(at, job.job_id, job.dependency, job.array_id, job.array_limit)
+        if why is not None:
+            errors.append(RowError(lines[i], why))
+            refused.add(i)
+    errors.sort(key=lambda e: e.line)
+    return [job for i, job in enumerate(jobs) if i not in refused]
