@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
 
+from arkwright.backends.log_patterns import PatternFields, expand, render
+
 # Slurm's long state name -> its short code (squeue %t, sacct -s accepts both).
 STATE_CODES: dict[str, str] = {
     "PENDING": "PD",
@@ -283,23 +285,17 @@ def priority(job: dict) -> int:
 
 
 def expand_pattern(pattern: str | None, job: dict, default: str) -> str:
-    """sbatch's --output/--error pattern with the job's own values put in (%j %x %A
-    %a %u %%); the run directory's default file when none was given."""
+    """sbatch's --output/--error pattern with the job's own values put in, by the same
+    expander the backends write logs with; the run directory's default when none."""
     if not pattern:
         return default
-    values = {
-        "j": job["id"],
-        "x": job.get("name") or "",
-        "A": array_job_id(job),
-        "a": str(job.get("array_task_id") if job.get("array_task_id") is not None else ""),
-        "u": job.get("user") or "",
-        "N": node_list(job).split(",")[0] if node_list(job) else "",
-        "%": "%",
-    }
-
-    def put(match: re.Match) -> str:
-        value = values[match.group(2)]
-        width = match.group(1)
-        return value.zfill(int(width)) if width and value.isdigit() else value
-
-    return re.sub(r"%(\d{0,2})([jxAauN%])", put, pattern)
+    first_node = node_list(job).split(",")[0] if node_list(job) else ""
+    fields = PatternFields(
+        job_id=job["id"],
+        job_name=job.get("name") or "",
+        user=job.get("user") or "",
+        array_job_id=job.get("array_job_id"),
+        array_task_id=job.get("array_task_id"),
+        node=first_node,
+    )
+    return render(expand(pattern, fields), first_node)
