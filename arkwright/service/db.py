@@ -73,6 +73,8 @@ class JobRow(Base):
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_idempotency"),
         Index("ix_jobs_tenant_seq", "tenant", "seq"),
         Index("ix_jobs_state", "state"),
+        Index("ix_jobs_tenant_name", "tenant", "name"),  # migration 0004
+        Index("ix_jobs_tenant_user", "tenant", "user_id"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, unique=True)
