@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from arkwright.core.gang import fits_now
 from arkwright.core.job import Job
 
 if TYPE_CHECKING:
@@ -31,9 +32,7 @@ def earliest_start(s: Scheduler, job: Job, now: float) -> tuple[float | None, in
         if not mask >> i & 1 or s.cordoned_mask >> i & 1:
             continue
         state = s.pool_states[i]
-        fits = (
-            state.fits_gang(job.gpus // job.nodes, job.nodes) if job.nodes else state.fits(job.gpus)
-        )
+        fits = fits_now(state, job)
         when = now if fits else s.reservations.earliest_start(job, i, now)
         if when < best[0]:
             best = (when, i)

@@ -53,6 +53,8 @@ class Pool:
     def spec(self) -> GpuSpec:
         return gpu_spec(self.gpu_model)
 
+    # The core itself asks `gang.shape_on` / `held_gpus` (which know node shapes); these
+    # two stay for the frozen reference core (tests/core/legacy), which must not change.
     def nodes_for(self, gpus: int) -> int:
         """Whole nodes a gang of `gpus` needs here; a job within one node takes part of one."""
         return -(-gpus // self.gpus_per_node)

@@ -39,6 +39,13 @@ def shape_on(job: Job, gpus_per_node: int) -> GangShape:
     return gang_shape(job.gpus, gpus_per_node)
 
 
+def fits_now(state: PoolState, job: Job) -> bool:
+    """Whether the job's gang fits the pool's free GPUs now."""
+    if job.nodes:
+        return state.fits_gang(job.gpus // job.nodes, job.nodes)
+    return state.fits(job.gpus)
+
+
 def can_ever_hold(job: Job, pool: Pool) -> bool:
     """Whether the pool, empty, could hold the job's gang."""
     shape = shape_on(job, pool.gpus_per_node)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from arkwright.core.eligibility import EligibilityClass
+from arkwright.core.gang import fits_now
 from arkwright.core.job import Job
 
 if TYPE_CHECKING:
@@ -28,9 +29,7 @@ def choose_pool(
         if not usable >> i & 1:
             continue
         state = s.pool_states[i]
-        if not (
-            state.fits_gang(job.gpus // job.nodes, job.nodes) if job.nodes else state.fits(job.gpus)
-        ):
+        if not fits_now(state, job):
             continue
         pool = pools[i]
         speed = speeds[i]

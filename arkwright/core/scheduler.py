@@ -27,7 +27,7 @@ from arkwright.core.eligibility import EligibilityClass, EligibilityIndex
 from arkwright.core.estimate import earliest_start
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import shape_on
-from arkwright.core.holds import Holds
+from arkwright.core.holds import BEGIN_TIME, Holds
 from arkwright.core.job import Job, JobState
 from arkwright.core.ordering import FairShareOrder, ListFilter, PriorityOrder, in_order
 from arkwright.core.pass_state import PassState, PassStats
@@ -249,7 +249,7 @@ class Scheduler:
 
     def resume(self, job_id: str) -> Job:
         job = self.jobs[job_id]
-        if job.held != "BeginTime":
+        if job.held != BEGIN_TIME:
             raise KeyError(f"job {job_id!r} is not deferred")
         self.holds.resume(job)
         return job

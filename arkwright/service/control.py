@@ -32,7 +32,6 @@ from arkwright.core.job import Job, JobState
 from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import Scheduler, SchedulerConfig
 from arkwright.core.throughput import ThroughputTable
-from arkwright.fleets.identity import sites_that_can_run
 from arkwright.service import dependencies, loop, outcomes, recovery, replicas
 from arkwright.service.cordons import CordonReason, Cordons
 from arkwright.service.db import JobRow, PoolStateRow, SiteStateRow
@@ -228,15 +227,9 @@ class ControlPlane:
     def test_submission(self, spec: JobSubmit, tenant: str, actor: str) -> dict:
         """sbatch --test-only: what admission says and when the job could start, with
         nothing stored. AdmissionError for a job that could never run."""
-        stored = spec.model_dump(mode="json")
-        stored["owner"] = actor
-        stored["owner_sites"] = sorted(sites_that_can_run(self.fleet, actor, tenant))
+        stored = self.intake.stored_spec(spec, tenant, actor)
         if not stored["owner_sites"]:
             raise AdmissionError(f"sites: user {actor!r} has no account on any site")
-        if spec.dependency:
-            stored["dependency"] = dependencies.resolve_dependency(
-                self.store, tenant, spec.dependency, spec.kill_on_invalid_dep
-            )
         now = self.clock()
         job = core_job("j-test", tenant, stored, now)
         with self.lock:

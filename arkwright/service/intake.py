@@ -74,17 +74,9 @@ class Intake:
         idempotency_key: str | None = None,
         warnings: list[str] | None = None,
     ) -> tuple[JobRow, bool]:
-        stored = spec.model_dump(mode="json")
+        stored = self.stored_spec(spec, tenant, actor)
         if warnings:
             stored["warnings"] = list(warnings)
-        # The user whose mapped account runs the job on each site, and the sites where
-        # that user has one: the core never places a job where it could not start.
-        stored["owner"] = actor
-        stored["owner_sites"] = sorted(sites_that_can_run(self.fleet, actor, tenant))
-        if spec.dependency:
-            stored["dependency"] = resolve_dependency(
-                self.store, tenant, spec.dependency, spec.kill_on_invalid_dep
-            )
         array_tasks: list[int] = []
         if spec.array:
             try:
@@ -134,6 +126,20 @@ class Intake:
             self._commit_waiting()
         row = self._settled(waiting)
         return row, created and waiting.fresh
+
+    def stored_spec(self, spec: JobSubmit, tenant: str, actor: str) -> dict:
+        """The spec as stored (and read back by `records.core_job`): the submission, its
+        owner, and its dependency with every id resolved (AdmissionError naming it)."""
+        stored = spec.model_dump(mode="json")
+        # The user whose mapped account runs the job on each site, and the sites where
+        # that user has one: the core never places a job where it could not start.
+        stored["owner"] = actor
+        stored["owner_sites"] = sorted(sites_that_can_run(self.fleet, actor, tenant))
+        if spec.dependency:
+            stored["dependency"] = resolve_dependency(
+                self.store, tenant, spec.dependency, spec.kill_on_invalid_dep
+            )
+        return stored
 
     def _earlier(
         self, user_id: int, key: str, stored: dict, tenant: str
