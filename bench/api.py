@@ -68,11 +68,12 @@ def bootstrap_in_subprocess(url: str) -> str:
     return out.strip().splitlines()[-1]
 
 
-def load_wrk(url: str, clients: int, seconds: float) -> dict:
+def load_wrk(url: str, clients: int, seconds: float, workers: int = 1) -> dict:
     data = Path(tempfile.mkdtemp(prefix="arkwright-bench-"))
     token = bootstrap_in_subprocess(wipe_if_postgres(url))
     port = free_port()
-    server = start_server(url, data, port, "--fleet", "uk-2026")
+    extra = ("--workers", str(workers)) if workers > 1 else ()
+    server = start_server(url, data, port, "--fleet", "uk-2026", *extra)
     script = Path(__file__).with_name("api_load.lua")
     try:
         out = subprocess.run(
@@ -95,7 +96,7 @@ def load_wrk(url: str, clients: int, seconds: float) -> dict:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     latency = {
-        int(p): _ms(v, u) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)$", out, re.M)
+        int(p): _ms(v, u) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     }
     requests = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -230,6 +231,12 @@ def main() -> None:
         "`git archive`): its server is measured too, alternating with this one's.",
     )
     parser.add_argument("--rounds", type=int, default=1, help="Alternations with --baseline.")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="API process counts to measure this code with (`serve --workers N`), "
+        "comma-separated; the baseline runs with one.",
+    )
     parser.add_argument("--skip-step", action="store_true", help="Skip the control-plane step.")
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
@@ -242,18 +249,21 @@ def main() -> None:
     if use_wrk:
         print(
             f"wrk: {args.clients} connections for {args.seconds:g} s, a list every 10th "
-            "request; one uvicorn process; 2-core machine (wrk shares it)"
+            "request; 2-core machine (wrk shares it); wN = `serve --workers N`"
         )
         print(
             f"{'database':<12}{'code':<10}{'subs/s':>9}{'req/s':>9}{'p50 ms':>9}"
             f"{'p99 ms':>9}{'non-2xx':>9}"
         )
-        versions = [("this", None)] + ([("baseline", args.baseline)] if args.baseline else [])
+        counts = [int(n) for n in args.workers.split(",")]
+        versions = [(f"this w{n}", None, n) for n in counts]
+        if args.baseline:
+            versions.append(("base w1", args.baseline, 1))
         for _ in range(args.rounds):
             for name, url in databases:
-                for version, path in versions:
+                for version, path, workers in versions:
                     with _package_from(path):
-                        r = load_wrk(url(), args.clients, args.seconds)
+                        r = load_wrk(url(), args.clients, args.seconds, workers)
                     print(
                         f"{name:<12}{version:<10}{r['per_s']:>9,.0f}{r['requests_s']:>9,.0f}"
                         f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['errors']:>9}"

@@ -54,13 +54,19 @@ def serve(
     allow_root: bool = typer.Option(
         False, help="Running as root is intended (to start local jobs as their owners)."
     ),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        max=64,
+        help="Processes serving the API on the port (one leads; the others store "
+        "submissions for it). More than one spreads the API over several cores.",
+    ),
 ) -> None:
     """Run the control plane, its API and the dashboard (at /)."""
-    import uvicorn
+    from dataclasses import replace
 
     from arkwright.backends.privilege import harden_data_dir, root_warning
-    from arkwright.service.app import create_app
-    from arkwright.service.server import ServiceConfig, build_control
+    from arkwright.service.server import ServiceConfig, build_control, prepare_database
 
     policy_or_exit(policy)
     warning = root_warning(allow_root)
@@ -76,12 +82,44 @@ def serve(
         history_every_s=history_every,
         requeue_lost=requeue_lost,
     )
-    control = build_control(config)
-    console.print(
-        f"Arkwright on http://{host}:{port} (fleet {config.fleet.name}, policy "
-        f"{policy}, database {config.url.split('://')[0]}, data in {data_dir})"
-    )
-    uvicorn.run(create_app(control), host=host, port=port, log_level="warning")
+    sock, others = None, None
+    if workers > 1:
+        from arkwright.service.workers import fork_workers, listen
+
+        prepare_database(config)  # once, before the workers open it
+        try:
+            sock = listen(host, port)
+        except OSError as exc:
+            raise fail(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        worker_config = replace(config, api_only=True)
+        others = fork_workers(
+            workers - 1, lambda _n: _serve(build_control(worker_config), host, port, sock)
+        )
+    try:
+        control = build_control(config)
+        console.print(
+            f"Arkwright on http://{host}:{port} (fleet {config.fleet.name}, policy "
+            f"{policy}, database {config.url.split('://')[0]}, data in {data_dir}"
+            + (f", {workers} API processes)" if workers > 1 else ")")
+        )
+        _serve(control, host, port, sock)
+    finally:
+        if others is not None:
+            others.stop()
+
+
+def _serve(control, host: str, port: int, sock=None) -> None:
+    """Serve the API (and, unless it is an API worker, run the loop) until stopped: on
+    `sock` when the port is shared with other processes."""
+    import uvicorn
+
+    from arkwright.service.app import create_app
+
+    app = create_app(control)
+    if sock is None:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 @admin_app.command("bootstrap")

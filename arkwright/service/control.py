@@ -89,6 +89,7 @@ class ControlPlane:
         history_every_s: float = 60.0,
         retry: RetryPolicy | None = None,
         on_pass: Callable[[float], None] | None = None,
+        api_only: bool = False,
     ) -> None:
         self.fleet = fleet
         self.policy = policy
@@ -109,11 +110,18 @@ class ControlPlane:
         self.pool_index = {p.name: p.index for p in fleet.pools}
         self.store = Store(sessions)
         self.scheduler = Scheduler(fleet, policy, throughput, config)
+        # The admission rules (eligibility, shapes, wall-time limits) depend only on the
+        # fleet and the job, so requests check them on a core of their own under a lock of
+        # their own: a submission never waits for the loop's pass or its commit. The live
+        # core still decides at `submit` (a refusal there is a Reject decision, recorded).
+        self._admission = Scheduler(fleet, policy, throughput, config)
+        self._admission_lock = threading.Lock()
         self.cordons = Cordons(len(fleet.pools), self.scheduler.set_cordoned)
         self.stopper = Stopper(self.store, backends)
         self.intake = Intake(self.store, fleet, self._admission_error, self._stored, clock)
         engine = sessions.kw.get("bind")
-        self.election = election_for(engine)
+        self.api_only = api_only  # an API worker: never leads (see leader.NeverLead)
+        self.election = election_for(engine, api_only=api_only)
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.is_leader = False
         # State beside the core, rebuilt with it (recovery.rebuild):
@@ -263,8 +271,8 @@ class ControlPlane:
         return found
 
     def _admission_error(self, job: Job) -> str | None:
-        with self.lock:
-            return self.scheduler.admission_error(job)
+        with self._admission_lock:
+            return self._admission.admission_error(job)
 
     def _stored(self, count: int) -> None:
         self.stats.submissions += count

@@ -52,7 +52,7 @@ class Intake:
     ) -> None:
         self.store = store
         self.fleet = fleet
-        self.admission_error = admission_error  # the core's rules, asked under its lock
+        self.admission_error = admission_error  # the core's rules (never the live core's lock)
         self.on_stored = on_stored  # told how many were stored (wakes the leader)
         self.clock = clock
         self.lock = threading.Lock()  # guards the queue and the keys below, never I/O

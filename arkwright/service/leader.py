@@ -7,6 +7,10 @@ a new epoch in the leadership row (the fencing token, checked by every leader wr
 so a leader that lost its lock but has not noticed yet cannot write.
 
 SQLite: one replica on one file; it always leads. The same code path otherwise.
+
+An API worker (`arkwright serve --workers N`, the processes beside the first) never
+bids: it serves the API from the database and leaves the loop to its parent, on SQLite
+and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -39,6 +43,19 @@ class SoleLeader:
 
     def still_held(self) -> bool:
         return True
+
+    def release(self) -> None:
+        return None
+
+
+class NeverLead:
+    """An API worker: serves requests, never runs the loop or the backends' actions."""
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def still_held(self) -> bool:
+        return False
 
     def release(self) -> None:
         return None
@@ -99,7 +116,9 @@ class AdvisoryLock:
             self._connection = None
 
 
-def election_for(engine: Engine | None) -> Election:
+def election_for(engine: Engine | None, *, api_only: bool = False) -> Election:
+    if api_only:
+        return NeverLead()
     if engine is not None and engine.dialect.name == "postgresql":
         return AdvisoryLock(engine)
     return SoleLeader()

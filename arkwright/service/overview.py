@@ -60,6 +60,30 @@ class Overview:
         return asdict(self)
 
 
+@dataclass
+class JobCounts:
+    """Per programme: jobs waiting (queued, or held by a dependency, an array throttle or
+    a retry's backoff: squeue's PENDING) and running, and the GPUs running ones hold. The
+    one count the overview, `/metrics` and `/healthz` all show. Read under the lock."""
+
+    waiting: dict[str, int] = field(default_factory=dict)
+    running: dict[str, int] = field(default_factory=dict)
+    running_gpus: dict[str, int] = field(default_factory=dict)
+
+
+def job_counts(scheduler) -> JobCounts:
+    counts = JobCounts()
+    for job in scheduler.jobs.values():
+        if job.state is JobState.RUNNING:
+            counts.running[job.tenant] = counts.running.get(job.tenant, 0) + 1
+            counts.running_gpus[job.tenant] = (
+                counts.running_gpus.get(job.tenant, 0) + job.allocated_gpus
+            )
+        else:
+            counts.waiting[job.tenant] = counts.waiting.get(job.tenant, 0) + 1
+    return counts
+
+
 def overview(control: ControlPlane, me: Principal) -> Overview:
     now = time.time()
     fleet = control.fleet
@@ -68,15 +92,8 @@ def overview(control: ControlPlane, me: Principal) -> Overview:
         cordoned = {r.pool for r in session.scalars(select(PoolStateRow)) if r.cordoned}
     with control.lock:
         busy_by_site = control.busy_by_site()
-        queued: dict[str, int] = {}
-        running: dict[str, int] = {}
-        running_gpus: dict[str, int] = {}
-        for job in control.scheduler.jobs.values():
-            if job.state is JobState.RUNNING:
-                running[job.tenant] = running.get(job.tenant, 0) + 1
-                running_gpus[job.tenant] = running_gpus.get(job.tenant, 0) + job.allocated_gpus
-            else:
-                queued[job.tenant] = queued.get(job.tenant, 0) + 1
+        counts = job_counts(control.scheduler)
+        queued, running, running_gpus = counts.waiting, counts.running, counts.running_gpus
         resting = control.resting_sites()
         weights = dict(control.scheduler.weights)
         gpus_by_site = {s.name: sum(p.gpus for p in fleet.pools_at(s.name)) for s in fleet.sites}

@@ -41,6 +41,7 @@ class ServiceConfig:
     history_every_s: float = 60.0
     requeue_lost: bool = True  # place lost work again (else fail it with the reason)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    api_only: bool = False  # an API worker beside the leading process: never leads
 
     def __post_init__(self) -> None:
         # Resolved once, here: runners start in their own run directory, so a relative
@@ -76,9 +77,18 @@ def build_backends(config: ServiceConfig) -> dict[str, Backend]:
     return backends
 
 
-def build_control(config: ServiceConfig) -> ControlPlane:
+def prepare_database(config: ServiceConfig) -> None:
+    """Bring the database's schema up to date (what `build_control` does first), for a
+    caller that must do it once before other processes open the database."""
     engine = make_engine(config.url)
     migrate(engine)
+    engine.dispose()
+
+
+def build_control(config: ServiceConfig) -> ControlPlane:
+    engine = make_engine(config.url)
+    if not config.api_only:  # a worker's parent migrated before forking it
+        migrate(engine)
     control = ControlPlane(
         config.fleet,
         PolicySpec.parse(config.policy),
@@ -89,8 +99,10 @@ def build_control(config: ServiceConfig) -> ControlPlane:
         history_every_s=config.history_every_s,
         requeue_lost=config.requeue_lost,
         retry=config.retry,
+        api_only=config.api_only,
     )
-    control.ensure_tenants()
+    if not config.api_only:
+        control.ensure_tenants()
     control.recover()
     return control
 

@@ -1,10 +1,14 @@
 """The store: every SQL statement the control plane runs, and nothing else.
 
-Writes are bulk statements in one transaction each (`Writes`). A database error never
-escapes as SQLAlchemy's: it becomes StoreUnavailable (a 503), or NotLeader when this
-replica's fencing token is stale. Leader writes are fenced: each transaction first checks
-that the leadership row still carries the epoch this replica took, inside the same
-transaction, so a deposed leader cannot write after a new one has taken over.
+Writes are bulk statements in one transaction each (`Writes`). The hot ones (new jobs,
+job updates, events, usage) are Core statements on the tables, executed many rows at a
+time: the ORM's bulk persistence (identity bookkeeping, per-row attribute expansion,
+session synchronisation) cost more CPU than the database itself on every submission.
+A database error never escapes as SQLAlchemy's: it becomes StoreUnavailable (a 503), or
+NotLeader when this replica's fencing token is stale. Leader writes are fenced: each
+transaction first checks that the leadership row still carries the epoch this replica
+took, inside the same transaction, so a deposed leader cannot write after a new one has
+taken over.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,6 +52,30 @@ SUBMISSION_COLUMNS = (
     "idempotency_key",
     "submitted_at",
 )
+
+
+_JOBS = JobRow.__table__
+_EVENTS = JobEventRow.__table__
+_USAGE = UsageRow.__table__
+_AUDITS = AuditRow.__table__
+_COUNTERS = CounterRow.__table__
+_LEADERSHIP = LeadershipRow.__table__
+_JOB_ID_PARAM = "job_id_"  # the WHERE parameter of a job update (no column has this name)
+
+
+def _job_update(columns: tuple[str, ...]):
+    """UPDATE jobs SET <columns but id> WHERE id = :job_id_, for executemany."""
+    return (
+        update(_JOBS)
+        .where(_JOBS.c.id == bindparam(_JOB_ID_PARAM))
+        .values({c: bindparam(c) for c in columns if c != "id"})
+    )
+
+
+def _by_id(row: dict) -> dict:
+    values = dict(row)
+    values[_JOB_ID_PARAM] = values.pop("id")
+    return values
 
 
 def job_id_for(seq: int) -> str:
@@ -105,9 +133,9 @@ class Store:
             with self.sessions() as session, session.begin():
                 if fenced and self.epoch is not None:
                     held = session.execute(
-                        update(LeadershipRow)
-                        .where(LeadershipRow.id == 1, LeadershipRow.epoch == self.epoch)
-                        .values(epoch=LeadershipRow.epoch)
+                        update(_LEADERSHIP)
+                        .where(_LEADERSHIP.c.id == 1, _LEADERSHIP.c.epoch == self.epoch)
+                        .values(epoch=_LEADERSHIP.c.epoch)
                     ).rowcount
                     if held != 1:
                         raise NotLeader(f"leadership epoch {self.epoch} is no longer current")
@@ -127,14 +155,14 @@ class Store:
         stop_ids: list[int] = []
         try:
             with self._writing(fenced=True) as session:
-                for rows in by_columns.values():
-                    session.execute(update(JobRow), rows)
+                for columns, rows in by_columns.items():
+                    session.execute(_job_update(columns), [_by_id(row) for row in rows])
                 if writes.events:
-                    session.execute(insert(JobEventRow), writes.events)
+                    session.execute(insert(_EVENTS), writes.events)
                 if writes.usage:
-                    session.execute(insert(UsageRow), writes.usage)
+                    session.execute(insert(_USAGE), writes.usage)
                 if writes.audits:
-                    session.execute(insert(AuditRow), writes.audits)
+                    session.execute(insert(_AUDITS), writes.audits)
                 for row_type, key, values in writes.states:
                     _upsert(session, row_type, key, values)
                 for request_id, result in writes.requests_done:
@@ -166,10 +194,10 @@ class Store:
         try:
             with self._writing(fenced=False) as session:
                 last = session.scalar(
-                    update(CounterRow)
-                    .where(CounterRow.name == JOB_SEQ)
-                    .values(value=CounterRow.value + len(rows))
-                    .returning(CounterRow.value)
+                    update(_COUNTERS)
+                    .where(_COUNTERS.c.name == JOB_SEQ)
+                    .values(value=_COUNTERS.c.value + len(rows))
+                    .returning(_COUNTERS.c.value)
                 )
                 if last is None:
                     raise StoreUnavailable("the job counter is missing (migration 0003)")
@@ -181,14 +209,14 @@ class Store:
                     if first is not None:
                         row["spec"] = {**row["spec"], "array_job_id": first["id"]}
                 session.execute(
-                    insert(JobRow),
+                    insert(_JOBS),
                     [
                         {"id": r["id"], "seq": r["seq"], **{c: r[c] for c in SUBMISSION_COLUMNS}}
                         for r in rows
                     ],
                 )
                 session.execute(
-                    insert(JobEventRow),
+                    insert(_EVENTS),
                     [
                         {
                             "job_id": r["id"],
@@ -200,7 +228,7 @@ class Store:
                     ],
                 )
                 session.execute(
-                    insert(AuditRow),
+                    insert(_AUDITS),
                     [
                         {
                             "actor": a,

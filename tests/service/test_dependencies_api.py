@@ -120,3 +120,26 @@ def test_test_only_estimates_a_start_and_stores_nothing(service):
         assert session.query(JobRow).count() == 0
     never = service.client.post("/v1/jobs/test", headers=ada, json={"gpus": 100_000})
     assert never.status_code == 422
+
+
+def test_a_held_job_counts_as_waiting_in_metrics_health_and_overview(service):
+    """A job held by its dependency is squeue's PENDING: every count of waiting work
+    includes it (metrics once counted only the core's queue)."""
+    ada = service.user("ada", "research")
+    big = submit(service, ada, gpus=32, expected_runtime="50m")  # fills remote-uk
+    a = submit(service, ada)  # queued behind it
+    b = submit(service, ada, dependency=f"afterok:{a['id']}")  # held by its dependency
+    service.wait_for(b["id"], ada, {"pending"}, timeout=5)
+    for _ in range(100):  # until the leader has taken all three
+        health = service.client.get("/healthz").json()
+        if health["pending"] + health["running"] == 3:
+            break
+        service.wait_for(b["id"], ada, {"pending"}, timeout=1)
+    assert (health["pending"], health["running"]) == (2, 1)
+    assert health["role"] == "leader"
+    metrics = service.client.get("/metrics").text
+    assert 'arkwright_queue_length{tenant="research"} 2.0' in metrics
+    overview = service.client.get("/v1/overview", headers=ada).json()
+    assert overview["queued_jobs"] == 2
+    for job in (b, a, big):
+        service.client.post(f"/v1/jobs/{job['id']}/cancel", headers=ada)

@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from arkwright.service.api.deps import Control
 from arkwright.service.control import ControlPlane
+from arkwright.service.overview import job_counts
 
 router = APIRouter(tags=["health"])
 
@@ -23,7 +24,9 @@ class CoreCollector:
     def collect(self) -> Iterator:
         scheduler = self.control.scheduler
         queue = GaugeMetricFamily(
-            "arkwright_queue_length", "Jobs waiting, by programme", labels=["tenant"]
+            "arkwright_queue_length",
+            "Jobs waiting (queued or held), by programme",
+            labels=["tenant"],
         )
         busy = GaugeMetricFamily(
             "arkwright_gpus_busy", "GPUs allocated, by pool", labels=["pool", "site", "gpu_model"]
@@ -31,9 +34,7 @@ class CoreCollector:
         total = GaugeMetricFamily("arkwright_gpus_total", "GPUs, by pool", labels=["pool"])
         submissions = CounterMetricFamily("arkwright_submissions", "Jobs accepted")
         with self.control.lock:
-            waiting: dict[str, int] = {}
-            for job in scheduler.queue:
-                waiting[job.tenant] = waiting.get(job.tenant, 0) + 1
+            waiting = job_counts(scheduler).waiting
             busy_by_pool = [scheduler.busy_gpus(p.index) for p in self.control.fleet.pools]
             accepted = self.control.stats.submissions
         for tenant, count in sorted(waiting.items()):
@@ -62,10 +63,12 @@ def metrics_registry(control: ControlPlane) -> CollectorRegistry:
 @router.get("/healthz")
 def healthz(control: Control) -> dict:
     with control.lock:
+        counts = job_counts(control.scheduler)
         return {
             "status": "ok",
-            "pending": control.scheduler.pending,
-            "running": control.scheduler.running,
+            "role": "leader" if control.is_leader else "api" if control.api_only else "standby",
+            "pending": sum(counts.waiting.values()),
+            "running": sum(counts.running.values()),
             "passes": control.stats.passes,
         }
 
