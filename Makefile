@@ -44,10 +44,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check arkwright tests bench
 
 # PostgreSQL tests need a server: the script installs and starts one on loopback, or
-# says why it could not (those tests then skip with that reason).
+# says why it could not (those tests then skip with that reason). Two pytest processes:
+# pure tests spread over both, tests of shared services run in one group (conftest.py).
 test: $(STAMP) lint
 	eval "$$(bash scripts/test-postgres.sh)"; eval "$$(bash scripts/test-slurm.sh)"; \
-		eval "$$(bash scripts/test-browser.sh)"; $(BIN)/pytest
+		eval "$$(bash scripts/test-browser.sh)"; $(BIN)/pytest -n 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py

@@ -14,6 +14,29 @@ settings.register_profile(
 )
 settings.load_profile("ci")
 
+# `make test` runs the suite on two processes (pytest-xdist, `--dist loadgroup`): tests
+# of pure code spread over both, while every test that uses something shared between
+# processes — the PostgreSQL database it wipes, the Slurm cluster, accounts it creates,
+# a browser, servers on loopback — stays in one group, run one after another as before.
+PARALLEL_SAFE = (
+    "tests/core/",
+    "tests/sim/",
+    "tests/fleets/",
+    "tests/plan/",
+    "tests/sbatch/",
+    "tests/test_cli.py",
+    "tests/test_cli_slurm_format.py",
+    "tests/test_timefmt.py",
+)
+SHARED_ANYWAY = ("tests/sbatch/test_against_slurm.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if not path.startswith(PARALLEL_SAFE) or path.startswith(SHARED_ANYWAY):
+            item.add_marker(pytest.mark.xdist_group("shared"))
+
 
 @pytest.fixture(scope="session")
 def tiny() -> Fleet:
