@@ -96,7 +96,8 @@ def load_wrk(url: str, clients: int, seconds: float, workers: int = 1) -> dict:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     latency = {
-        int(p): _ms(v, u) for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        int(p): _ms(v, u)
+        for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     }
     requests = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
