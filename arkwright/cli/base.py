@@ -28,7 +28,9 @@ app.add_typer(fleet_app, name="fleet")
 app.add_typer(trace_app, name="trace")
 app.add_typer(admin_app, name="admin")
 console = Console()
-errors = Console(stderr=True)
+# An error is one line however long its path: a wrapped "FILE: line N: ..." could no
+# longer be read by the editors and scripts that parse such lines.
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str) -> typer.Exit:

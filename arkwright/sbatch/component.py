@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from arkwright.core.arrays import parse_array_spec
 from arkwright.core.gpus import GPU_CATALOGUE
 from arkwright.sbatch.errors import SbatchError
 from arkwright.sbatch.getopt import Given
@@ -161,17 +162,17 @@ def _field_value(name: str, given: Given, warnings: list[str]) -> object:
 
 
 def _check_array(spec: str, where: str) -> None:
-    bad = SbatchError(
-        f"Invalid job array specification {spec!r} (use e.g. 0-15, 1,3,5, 0-15:4 or 0-99%10)",
-        where,
-    )
-    if not _ARRAY.match(spec):
-        raise bad
-    for item in spec.split("%", 1)[0].split(","):
-        first, _, rest = item.partition("-")
-        last, _, step = rest.partition(":")
-        if (last and int(last) < int(first)) or (step and int(step) == 0):
-            raise bad
+    """Refused here, in sbatch's words, when the core would refuse it (one parser of
+    `--array`, the core's; sbatch's syntax is the stricter, with no blanks)."""
+    try:
+        if not _ARRAY.match(spec):
+            raise ValueError(spec)
+        parse_array_spec(spec)
+    except ValueError:
+        raise SbatchError(
+            f"Invalid job array specification {spec!r} (use e.g. 0-15, 1,3,5, 0-15:4 or 0-99%10)",
+            where,
+        ) from None
 
 
 def _export(spec: str, where: str, warnings: list[str]) -> dict[str, str]:

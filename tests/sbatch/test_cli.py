@@ -169,3 +169,13 @@ def test_help_is_the_commands(script: Path) -> None:
     # after the script, --help is the script's
     parsed = run("--parse-only", str(script), "--help")
     assert json.loads(parsed.stdout)["requests"][0]["command"] == ["--help"]
+
+
+def test_an_error_with_a_long_path_stays_on_one_line(tmp_path: Path, client: FakeClient) -> None:
+    deep = tmp_path / ("a-directory-with-a-long-name-" * 4)
+    deep.mkdir()
+    bad = deep / "bad.sh"
+    bad.write_text("#!/bin/bash\n#SBATCH --frobnicate\n")
+    result = run(str(bad))
+    assert result.exit_code == 2
+    assert f"error: {bad}: line 2: unrecognized option '--frobnicate'\n" in result.stderr
