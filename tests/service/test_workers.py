@@ -1,8 +1,8 @@
 """`arkwright serve --workers N`: several processes serve the API on one port; one leads.
 
-Real processes on loopback (SQLite, the `local` fleet's simulated sites): every process
-answers, submissions taken by any of them are scheduled by the leader and complete, no
-job number is given twice, and a worker never outlives its parent.
+Real processes on loopback (SQLite and PostgreSQL, the `local` fleet's simulated sites):
+every process answers, submissions taken by any of them are scheduled by the leader and
+complete, no job number is given twice, and a worker never outlives its parent.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def served(tmp_path):
-    db = f"sqlite:///{tmp_path}/arkwright.db"
+def served(tmp_path, db_url):
+    db = db_url
     token = bootstrap_admin(db)
     port = free_port()
     process = start_server(db, tmp_path / "data", port, "--workers", "3")
