@@ -27,12 +27,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("arkwright.control")
 FOLLOW_EVERY_S = 1.0  # a standby refreshes its read model and bids for the lead this often
+# An API worker never bids; its read model (counts, start estimates) may be a little
+# older, and rebuilding it costs CPU the worker's requests would otherwise have.
+API_REFRESH_EVERY_S = 5.0
 CHECK_LEAD_EVERY_S = 1.0  # the leader checks it still holds its lock this often
 
 
 def follow(cp: ControlPlane) -> None:
     """A standby: bid for the lead; meanwhile keep the read model fresh."""
-    if time.monotonic() - cp._last_follow < FOLLOW_EVERY_S and cp._last_follow:
+    every = API_REFRESH_EVERY_S if cp.api_only else FOLLOW_EVERY_S
+    if time.monotonic() - cp._last_follow < every and cp._last_follow:
         return
     cp._last_follow = time.monotonic()
     if cp.election.try_acquire():
