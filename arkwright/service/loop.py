@@ -42,8 +42,9 @@ def follow(cp: ControlPlane) -> None:
     if cp.election.try_acquire():
         cp._become_leader()
         return
+    stored = recovery.read_stored(cp)  # the database read, off the lock
     with cp.lock:
-        recovery.rebuild(cp)
+        recovery.rebuild(cp, stored)
 
 
 def still_leading(cp: ControlPlane) -> bool:

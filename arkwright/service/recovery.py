@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from arkwright.backends.base import Outcome
@@ -39,15 +40,41 @@ def job_of(row: JobRow) -> Job:
     return job
 
 
-def rebuild(cp: ControlPlane) -> list[JobRow]:
-    """A fresh core with exactly what the database holds. Called under the lock.
-    Returns the placed rows (for recovery to ask their backends about)."""
-    now = cp.clock()
+@dataclass
+class Stored:
+    """What the database holds that the core is rebuilt from, read in one go."""
+
+    highest: int  # every job numbered up to it is committed
+    rows: list[JobRow]
+    admin: set[str]
+    down: set[str]
+    weights: dict[str, float]
+    ended: Mapping[str, Ended]
+
+
+def read_stored(cp: ControlPlane) -> Stored:
+    """The database's side of a rebuild: I/O only, so it may run without the lock (a
+    standby and an API worker read it so, and hold the lock only to swap the core)."""
     highest = cp.store.highest_seq()  # first: every job numbered up to it is committed
     rows = cp.store.active_rows(up_to_seq=highest)
-    admin = cp.store.admin_cordons()
-    down = cp.store.sites_down()
-    weights = cp.store.tenant_weights()
+    return Stored(
+        highest,
+        rows,
+        cp.store.admin_cordons(),
+        cp.store.sites_down(),
+        cp.store.tenant_weights(),
+        dependencies.parents_ended(cp.store, [r.spec for r in rows]),
+    )
+
+
+def rebuild(cp: ControlPlane, stored: Stored | None = None) -> list[JobRow]:
+    """A fresh core with exactly what the database holds (read now, unless `stored`
+    was read just before). Called under the lock. Returns the placed rows (for recovery
+    to ask their backends about)."""
+    now = cp.clock()
+    stored = stored or read_stored(cp)
+    highest, rows, admin, down = stored.highest, stored.rows, stored.admin, stored.down
+    weights, ended = stored.weights, stored.ended
     scheduler = Scheduler(cp.fleet, cp.policy, cp.throughput, cp.config)
     for tenant, weight in weights.items():
         scheduler.set_weight(tenant, weight)
@@ -63,7 +90,6 @@ def rebuild(cp: ControlPlane) -> list[JobRow]:
         cp.cordons.set(pool.index, CordonReason.SITE_DOWN, pool.site.name in down)
     cp.cordons.reapply(scheduler.set_cordoned)
     placed = []
-    ended = dependencies.parents_ended(cp.store, [r.spec for r in rows])
     # Running work first, so its GPUs are taken before anything else is placed.
     for row in sorted(rows, key=lambda r: (r.state == RunState.PENDING, r.seq)):
         job = job_of(row)
