@@ -5,9 +5,11 @@ job_type, classification, residency, personal_data, priority, preemptible, deadl
 and Arkwright's own time_limit, checkpoint_interval, flexible, and the link columns
 dependency, array_id, array_limit (`trace_links`). Unknown columns are ignored.
 
-Reading tries the columnar reader first (`trace_fast`, a million rows in about a
-second) and falls back to the row reader (`trace_rows`) for files it will not decide,
-which include every file with a bad row: errors always come from the row reader.
+Reading uses the parsed copy beside a large trace while the CSV is unchanged
+(`trace_cache`: by the CSV's settled stamp, else its digest), else the columnar reader
+(`trace_fast`), and falls back to the row reader (`trace_rows`) for files it will not
+decide, which include every file with a bad row: errors always come from the row
+reader.
 """
 
 from __future__ import annotations
