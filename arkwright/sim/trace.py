@@ -72,16 +72,19 @@ def read_trace(
     always reads and hashes the CSV (for clocks that cannot be trusted).
     """
     source = str(path)
+    columns: TraceColumns | None = None
     try:
         with open(path, "rb") as handle:
             before = trace_cache.stamp_of(os.fstat(handle.fileno()))
-            columns = trace_cache.load_stamped(path, before) if cache and trust_stamp else None
-            if columns is not None:
-                return _from_columns(path, columns, skip_bad_rows)
-            raw = handle.read()
-            after = trace_cache.stamp_of(os.fstat(handle.fileno()))
+            if cache and trust_stamp:
+                columns = trace_cache.load_stamped(path, before)
+            if columns is None:
+                raw = handle.read()
+                after = trace_cache.stamp_of(os.fstat(handle.fileno()))
     except OSError as exc:
         raise TraceError(source, [RowError(0, f"cannot open ({exc.strerror})")]) from None
+    if columns is not None:
+        return _from_columns(path, columns, skip_bad_rows)  # unchanged since its stamp
     stamp = before if before == after and trust_stamp else None
     digest = trace_cache.csv_digest(raw) if cache else ""
     columns = trace_cache.load(path, digest) if cache else None
