@@ -11,7 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 import numpy as np
 
 from arkwright.core.job import Job
-from arkwright.sim.job_maker import make_jobs
+from arkwright.sim.trace_maker import make_jobs
 
 
 @contextmanager
@@ -40,7 +40,7 @@ def no_gc() -> Iterator[None]:
 def build_jobs(columns: dict[str, Iterable], rows: int) -> list[Job]:
     """Jobs from columns of spec values, one Job per row.
 
-    Made by `job_maker` where it can be trusted, else by `Job(...)` with arguments by
+    Made by `trace_maker` where it can be trusted, else by `Job(...)` with arguments by
     position (a keyword call costs far more per Job), the positions taken from Job's
     own field list, so a field that Job gains with a default is filled with it rather
     than shifting the others. TypeError if Job gains a field without a default that

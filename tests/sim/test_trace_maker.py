@@ -9,11 +9,11 @@ import pytest
 from arkwright.core.job import Job, PriorityClass
 from arkwright.core.policy_data import DataPolicy
 from arkwright.fleets import load_fleet
-from arkwright.sim import job_maker, trace_cache
-from arkwright.sim.job_maker import make_jobs
+from arkwright.sim import trace_cache, trace_maker
 from arkwright.sim.synth import synthesize
 from arkwright.sim.trace import read_trace, read_trace_by_rows, write_trace
 from arkwright.sim.trace_fast import columns_from_csv
+from arkwright.sim.trace_maker import make_jobs
 
 FIELDS = [name for name in Job.__dataclass_fields__]
 
@@ -68,12 +68,12 @@ def test_a_required_field_missing_or_an_unknown_field_is_a_type_error():
 
 
 def test_it_steps_aside_when_job_is_not_a_plain_dataclass(monkeypatch):
-    monkeypatch.setattr(job_maker, "_plain_dataclass", lambda: False)
+    monkeypatch.setattr(trace_maker, "_plain_dataclass", lambda: False)
     assert make_jobs(rows(), 3) is None
 
 
 def test_it_steps_aside_when_its_first_job_differs_from_init(monkeypatch):
-    real = job_maker._maker.__wrapped__
+    real = trace_maker._maker.__wrapped__
 
     def wrong(*args):
         make = real(*args)
@@ -85,14 +85,14 @@ def test_it_steps_aside_when_its_first_job_differs_from_init(monkeypatch):
 
         return off_by_one
 
-    monkeypatch.setattr(job_maker, "_maker", wrong)
+    monkeypatch.setattr(trace_maker, "_maker", wrong)
     assert make_jobs(rows(), 3, optional=("deadline",)) is None
 
 
 @pytest.mark.parametrize("plain", [True, False])
 def test_a_trace_reads_the_same_with_or_without_the_maker(tmp_path, monkeypatch, plain):
     monkeypatch.setattr(trace_cache, "MIN_ROWS", 1)
-    monkeypatch.setattr(job_maker, "_plain_dataclass", lambda: plain)
+    monkeypatch.setattr(trace_maker, "_plain_dataclass", lambda: plain)
     path = tmp_path / "t.csv"
     write_trace(path, synthesize(load_fleet("uk-2026"), 300, 0.9, 4))
     columns = columns_from_csv(path.read_bytes())
