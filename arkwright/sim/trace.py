@@ -5,14 +5,17 @@ job_type, classification, residency, personal_data, priority, preemptible, deadl
 and Arkwright's own time_limit, checkpoint_interval, flexible, and the link columns
 dependency, array_id, array_limit (`trace_links`). Unknown columns are ignored.
 
-Reading tries the columnar reader first (`trace_fast`, a million rows in about a
-second) and falls back to the row reader (`trace_rows`) for files it will not decide,
-which include every file with a bad row: errors always come from the row reader.
+Reading uses the parsed copy beside a large trace while the CSV is unchanged
+(`trace_cache`: by the CSV's settled stamp, else its digest), else the columnar reader
+(`trace_fast`), and falls back to the row reader (`trace_rows`) for files it will not
+decide, which include every file with a bad row: errors always come from the row
+reader.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from arkwright.core.job import Job
 from arkwright.sim import trace_cache
-from arkwright.sim.trace_build import no_gc
+from arkwright.sim.trace_build import TraceColumns, no_gc
 from arkwright.sim.trace_fast import columns_from_csv
 from arkwright.sim.trace_links import LINK_COLUMNS, dependency_text
 from arkwright.sim.trace_rows import (
@@ -58,31 +61,53 @@ class Trace:
     source: str
 
 
-def read_trace(path: str | Path, *, skip_bad_rows: bool = False, cache: bool = True) -> Trace:
+def read_trace(
+    path: str | Path, *, skip_bad_rows: bool = False, cache: bool = True, trust_stamp: bool = True
+) -> Trace:
     """Read a whole trace. Bad rows stop the read (all of them listed) unless skipped.
 
     With `cache`, a large trace's parsed columns are kept beside it (`trace_cache`)
-    and used on the next read while the CSV is unchanged.
+    and used on the next read while the CSV is unchanged: known unchanged by its stamp
+    (inode, size, times) once that has settled, else by its SHA-256. `trust_stamp=False`
+    always reads and hashes the CSV (for clocks that cannot be trusted).
     """
     source = str(path)
+    columns: TraceColumns | None = None
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            before = trace_cache.stamp_of(os.fstat(handle.fileno()))
+            if cache and trust_stamp:
+                columns = trace_cache.load_stamped(path, before)
+            if columns is None:
+                raw = handle.read()
+                after = trace_cache.stamp_of(os.fstat(handle.fileno()))
     except OSError as exc:
         raise TraceError(source, [RowError(0, f"cannot open ({exc.strerror})")]) from None
+    if columns is not None:
+        return _from_columns(path, columns, skip_bad_rows)  # unchanged since its stamp
+    stamp = before if before == after and trust_stamp else None
     digest = trace_cache.csv_digest(raw) if cache else ""
     columns = trace_cache.load(path, digest) if cache else None
-    if columns is None:
+    if columns is not None:
+        if stamp is not None and trace_cache.settled(stamp, trace_cache.now_ns()):
+            # Known good by its digest: record the settled stamp for the next read.
+            trace_cache.save(path, digest, columns, stamp)
+    else:
         columns = columns_from_csv(raw)
         if columns is not None and cache:
-            trace_cache.save(path, digest, columns)
+            trace_cache.save(path, digest, columns, stamp)
     del raw
     if columns is not None:
-        try:
-            return Trace(columns.jobs(), [], source)
-        except TypeError:
-            pass  # Job gained a field without a default: the row reader knows it
+        return _from_columns(path, columns, skip_bad_rows)
     return read_trace_by_rows(path, skip_bad_rows=skip_bad_rows)
+
+
+def _from_columns(path: str | Path, columns: TraceColumns, skip_bad_rows: bool) -> Trace:
+    try:
+        return Trace(columns.jobs(), [], str(path))
+    except TypeError:
+        # Job gained a field without a default: the row reader knows it
+        return read_trace_by_rows(path, skip_bad_rows=skip_bad_rows)
 
 
 def read_trace_by_rows(path: str | Path, *, skip_bad_rows: bool = False) -> Trace:

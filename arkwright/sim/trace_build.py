@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
 from arkwright.core.job import Job
+from arkwright.sim.trace_maker import make_jobs
 
 
 @contextmanager
@@ -39,11 +40,19 @@ def no_gc() -> Iterator[None]:
 def build_jobs(columns: dict[str, Iterable], rows: int) -> list[Job]:
     """Jobs from columns of spec values, one Job per row.
 
-    Arguments are passed by position (a keyword call costs far more per Job); the
-    positions come from Job's own field list, so a field that Job gains with a default
-    is filled with it rather than shifting the others. TypeError if Job gains a field
-    without a default that the columns do not name.
+    Made by `trace_maker` where it can be trusted, else by `Job(...)` with arguments by
+    position (a keyword call costs far more per Job), the positions taken from Job's
+    own field list, so a field that Job gains with a default is filled with it rather
+    than shifting the others. TypeError if Job gains a field without a default that
+    the columns do not name, or has no field a column names.
     """
+    listed = {name: _listed(values) for name, values in columns.items()}
+    with no_gc():
+        made = make_jobs(listed, rows)
+        return made if made is not None else list(map(Job, *_by_position(listed, rows)))
+
+
+def _by_position(columns: dict[str, Sequence], rows: int) -> list[Iterable]:
     args: list[Iterable] = []
     wanted = set(columns)
     for spec in fields(Job):
@@ -58,10 +67,15 @@ def build_jobs(columns: dict[str, Iterable], rows: int) -> list[Job]:
             raise TypeError(f"Job.{spec.name} has no default and no column")
     if wanted:
         raise TypeError(f"Job has no field(s) {', '.join(sorted(wanted))}")
-    with no_gc():
-        return list(map(Job, *args))
+    return args
 
 
+def _listed(values: Iterable) -> Sequence:
+    return values if isinstance(values, list | tuple) else list(values)
+
+
+# Number fields a row may leave empty: NaN in the arrays, None in the Job.
+OPTIONAL_NUMBERS = ("deadline", "time_limit_s", "checkpoint_interval_s")
 # Fields that repeat across rows, carried once per distinct combination.
 REPEATED_FIELDS = (
     "tenant",
@@ -102,23 +116,34 @@ class TraceColumns:
         return len(self.job_id)
 
     def jobs(self) -> list[Job]:
-        columns: dict[str, Iterable] = {
+        links: dict[str, list] = {}
+        if self.dependency is not None:
+            links["dependency"] = self.dependency
+        if self.array_id is not None:
+            links["array_id"] = self.array_id
+        if self.array_limit is not None:
+            links["array_limit"] = self.array_limit.tolist()
+        numbers = {
             "job_id": self.job_id,
             "submit_time": self.submit_time.tolist(),
             "gpus": self.gpus.tolist(),
             "duration_s": self.duration_s.tolist(),
-            "deadline": _or_none(self.deadline),
-            "time_limit_s": _or_none(self.time_limit_s),
-            "checkpoint_interval_s": _or_none(self.checkpoint_interval_s),
         }
+        with no_gc():
+            made = make_jobs(
+                numbers | {name: getattr(self, name).tolist() for name in OPTIONAL_NUMBERS} | links,
+                self.rows,
+                repeated=REPEATED_FIELDS,
+                combo=objects(self.combos)[self.codes].tolist(),
+                optional=OPTIONAL_NUMBERS,
+            )
+        if made is not None:
+            return made
+        columns: dict[str, Iterable] = numbers | links
+        for name in OPTIONAL_NUMBERS:
+            columns[name] = _or_none(getattr(self, name))
         for k, name in enumerate(REPEATED_FIELDS):
             columns[name] = objects([combo[k] for combo in self.combos])[self.codes].tolist()
-        if self.dependency is not None:
-            columns["dependency"] = self.dependency
-        if self.array_id is not None:
-            columns["array_id"] = self.array_id
-        if self.array_limit is not None:
-            columns["array_limit"] = self.array_limit.tolist()
         return build_jobs(columns, self.rows)
 
 

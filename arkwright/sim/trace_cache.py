@@ -6,6 +6,21 @@ read is hashing the CSV, checking the copy and building the Jobs.
 When the copy is used:
 - It names the SHA-256 of the whole CSV it was made from; any change to the CSV (one
   byte, same size and time or not) makes it stale, and it is rebuilt after the read.
+- It may also name the CSV's stamp (device, inode, size, mtime and ctime in ns, as
+  `os.stat` gives them). While the CSV's stamp equals it, the copy is used without
+  reading or hashing the CSV at all. A stamp is recorded only once it has *settled*:
+  both times at least SETTLE_NS before the clock when the copy was written, and the
+  same before and after the CSV was read, as git trusts an index entry only when it
+  is older than the index ("racy git"). Why that suffices: any write to the file sets
+  its ctime to the clock, which no user can set back (unlike mtime, `touch -d`), so a
+  rewrite after the copy (same size, mtime restored or not) gives another ctime; a
+  rewrite in the same timestamp tick as an earlier one (coarse clocks: 1-2 s on FAT
+  and ext3, a jiffy on ext4) cannot follow a settled stamp; a new file on a reused
+  inode is created later than the stamp; a copied or moved-in file has another inode
+  or ctime. What remains is a clock set back by more than SETTLE_NS, or a file server
+  whose clock lags the reader's by more than that, together with a same-size rewrite
+  in one tick: then the digest is the guard only if the stamp differs, so the lead
+  may pass `trust_stamp=False` (`read_trace`) where clocks are not trusted.
 - It carries the SHA-256 of its own contents, checked before anything in it is
   parsed: a truncated, corrupted or edited copy is ignored and rebuilt.
 - What it holds is checked as the CSV reader checks cells (positive GPUs and run
@@ -18,9 +33,12 @@ When the copy is used:
   rows; writing is atomic and skipped silently where the directory is read-only.
 
 Layout: MAGIC, 32-byte SHA-256 of the rest, 8-byte length of a JSON header, the JSON
-(format, CSV hash, row count, where each array lies, the distinct repeated values),
+(format, CSV hash, the CSV's stamp or null, row count, where each array lies, the
+distinct repeated values),
 then the arrays' bytes. Format 2 added the link columns (`links`, null for a trace
-without them); a copy of another format is ignored and rebuilt, never misread.
+without them); a copy of another format is ignored and rebuilt, never misread. The
+stamp (`csv_stat`) is an optional key of format 2: a copy without it is used through
+the digest alone, and an older reader ignores it.
 """
 
 from __future__ import annotations
@@ -28,7 +46,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,6 +62,9 @@ from arkwright.sim.trace_links import LinkCheck, dependency_cell, dependency_tex
 MAGIC = b"ARKT\x01\n"
 FORMAT = 2
 MIN_ROWS = 100_000  # smaller traces read from CSV fast enough to need no copy
+# How long both of a CSV's times must lie behind the clock before its stamp is recorded:
+# above the coarsest timestamp granularity in common use (FAT's 2 s).
+SETTLE_NS = 3_000_000_000
 _ARRAYS = {
     "submit_time": "<f8",
     "gpus": "<i8",
@@ -50,6 +74,30 @@ _ARRAYS = {
     "checkpoint_interval_s": "<f8",
     "codes": "<i8",
 }
+
+
+class Stamp(NamedTuple):
+    """What `os.stat` says about a CSV; any write to it changes ctime at least."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+def stamp_of(stat: os.stat_result) -> Stamp:
+    return Stamp(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def settled(stamp: Stamp, now_ns: int) -> bool:
+    """True if the stamp may be recorded: both times set and SETTLE_NS behind `now_ns`."""
+    newest = max(stamp.mtime_ns, stamp.ctime_ns)
+    return min(stamp.mtime_ns, stamp.ctime_ns) > 0 and newest <= now_ns - SETTLE_NS
+
+
+def now_ns() -> int:
+    return time.time_ns()  # the clock file times are set from (tests move it)
 
 
 class BadCache(ValueError):
@@ -66,24 +114,41 @@ def csv_digest(raw: bytes) -> str:
 
 def load(csv_path: str | Path, digest: str) -> TraceColumns | None:
     """The cached columns for the CSV with this digest, or None (absent, stale or bad)."""
+    return _load(csv_path, lambda header: header["csv_sha256"] == digest)
+
+
+def load_stamped(csv_path: str | Path, stamp: Stamp) -> TraceColumns | None:
+    """The cached columns if the copy recorded exactly this stamp of the CSV, or None."""
+    return _load(csv_path, lambda header: header.get("csv_stat") == list(stamp))
+
+
+def _load(csv_path: str | Path, made_from: Callable[[dict], bool]) -> TraceColumns | None:
     try:
         data = cache_path(csv_path).read_bytes()
     except OSError:
         return None
     try:
-        return decode(data, digest)
+        return decode(data, made_from)
     except BadCache:
         return None
 
 
-def save(csv_path: str | Path, digest: str, columns: TraceColumns) -> bool:
-    """Write the copy if the trace is large enough and the directory writable."""
+def save(
+    csv_path: str | Path, digest: str, columns: TraceColumns, stamp: Stamp | None = None
+) -> bool:
+    """Write the copy if the trace is large enough and the directory writable.
+
+    `stamp` is the CSV's stamp before and after the bytes were read (None if it
+    changed meanwhile); it is recorded only if it has settled (module doc).
+    """
     if columns.rows < MIN_ROWS:
         return False
+    if stamp is not None and not settled(stamp, now_ns()):
+        stamp = None
     path = cache_path(csv_path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        tmp.write_bytes(encode(columns, digest))
+        tmp.write_bytes(encode(columns, digest, stamp))
         tmp.replace(path)
     except OSError:
         tmp.unlink(missing_ok=True)
@@ -91,7 +156,7 @@ def save(csv_path: str | Path, digest: str, columns: TraceColumns) -> bool:
     return True
 
 
-def encode(columns: TraceColumns, digest: str) -> bytes:
+def encode(columns: TraceColumns, digest: str, stamp: Stamp | None = None) -> bytes:
     ids = "\n".join(columns.job_id).encode("utf-8")
     arrays: dict[str, list[int]] = {}
     blobs = [ids]
@@ -123,6 +188,7 @@ def encode(columns: TraceColumns, digest: str) -> bytes:
     header = {
         "format": FORMAT,
         "csv_sha256": digest,
+        "csv_stat": list(stamp) if stamp is not None else None,
         "rows": columns.rows,
         "ids": [0, len(ids)],
         "arrays": arrays,
@@ -134,21 +200,25 @@ def encode(columns: TraceColumns, digest: str) -> bytes:
     return MAGIC + hashlib.sha256(body).digest() + body
 
 
-def decode(data: bytes, digest: str) -> TraceColumns:
+def decode(data: bytes, made_from: Callable[[dict], bool]) -> TraceColumns:
+    """The columns in a copy whose header `made_from` accepts (made from this CSV)."""
     if not data.startswith(MAGIC):
         raise BadCache("not a trace copy")
-    checksum, body = data[len(MAGIC) : len(MAGIC) + 32], data[len(MAGIC) + 32 :]
-    if hashlib.sha256(body).digest() != checksum:
-        raise BadCache("checksum does not match the contents")
+    view = memoryview(data)
+    checksum, body = view[len(MAGIC) : len(MAGIC) + 32], view[len(MAGIC) + 32 :]
     try:
         size = int.from_bytes(body[:8], "little")
-        header = json.loads(body[8 : 8 + size])
-        payload = memoryview(body)[8 + size :]
-        if header["format"] != FORMAT or header["csv_sha256"] != digest:
+        header = json.loads(bytes(body[8 : 8 + size]))
+        payload = body[8 + size :]
+        # Asked before the checksum, to turn away another CSV's copy without hashing
+        # it; nothing in the header is used unless the checksum then holds.
+        if header["format"] != FORMAT or not made_from(header):
             raise BadCache("made from another CSV, or by another version")
+        if hashlib.sha256(body).digest() != checksum:
+            raise BadCache("checksum does not match the contents")
         rows = header["rows"]
         start, length = header["ids"]
-        ids = bytes(payload[start : start + length]).decode("utf-8").split("\n")
+        ids = str(payload[start : start + length], "utf-8").split("\n")
         arrays = {}
         for name, dtype in _ARRAYS.items():
             start, length = header["arrays"][name]
@@ -171,7 +241,7 @@ def _links(where: dict | None, payload: memoryview, rows: int) -> dict:
 
     def text(name: str) -> list[str]:
         start, length = where[name]
-        return bytes(payload[start : start + length]).decode("utf-8").split("\n")
+        return str(payload[start : start + length], "utf-8").split("\n")
 
     memo: dict = {"": None}
     try:
