@@ -473,12 +473,7 @@ class LocalBackend:
         return handle
 
     def log_path(self, job_id: str, handle: RunHandle, stream: str) -> str | None:
-        if not handle or "dir" not in handle:
-            return None
-        placed = (handle.get("logs") or {}).get(stream)
-        if placed is not None:
-            return None if placed == DEV_NULL else str(Path(handle["work_dir"]) / placed)
-        return str(Path(handle["dir"]) / f"{stream}.log")
+        return log_path_of(handle, stream)
 
     def open_log(self, job_id: str, handle: RunHandle, stream: str) -> BinaryIO | None:
         """A stream placed by a pattern lives in the job's run directory, where the job
@@ -492,3 +487,29 @@ class LocalBackend:
         if placed == DEV_NULL or "work_dir" not in handle:
             return None
         return open_confined(handle["work_dir"], placed, handle.get("uid"))
+
+    def open_recorded_log(self, job_id: str, attempt: int, stream: str) -> BinaryIO | None:
+        """`open_log` from this backend's own record of the run (request.json, written
+        here) instead of a handle: what the privileged launcher answers, so that a handle
+        the service could have forged names no other file, owner or directory."""
+        run_dir = self._run_dir(job_id, attempt)
+        try:
+            request = json.loads((run_dir / "request.json").read_text())
+        except (OSError, ValueError):
+            return None
+        placed = request.get(f"{stream}_file")
+        if placed is None:
+            return open_confined(str(run_dir), f"{stream}.log")
+        if placed == DEV_NULL or not request.get("cwd"):
+            return None
+        return open_confined(request["cwd"], placed, request.get("uid"))
+
+
+def log_path_of(handle: RunHandle, stream: str) -> str | None:
+    """Where a run's stream is (for display; readers use open_log)."""
+    if not handle or "dir" not in handle:
+        return None
+    placed = (handle.get("logs") or {}).get(stream)
+    if placed is not None:
+        return None if placed == DEV_NULL else str(Path(handle["work_dir"]) / placed)
+    return str(Path(handle["dir"]) / f"{stream}.log")

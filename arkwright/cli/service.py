@@ -52,23 +52,32 @@ def serve(
         "forgot it): place it again, or fail it.",
     ),
     allow_root: bool = typer.Option(
-        False, help="Running as root is intended (to start local jobs as their owners)."
+        False,
+        help="As root, stay one root process instead of dropping to --service-user "
+        "beside a privileged launcher.",
+    ),
+    service_user: str = typer.Option(
+        "arkwright", help="As root: the account the service drops to (created if missing)."
     ),
 ) -> None:
     """Run the control plane, its API and the dashboard (at /)."""
     import uvicorn
 
-    from arkwright.backends.privilege import harden_data_dir, root_warning
+    from arkwright.backends.launcher_split import CannotDrop
+    from arkwright.backends.privilege import enter_service
     from arkwright.service.app import create_app
     from arkwright.service.server import ServiceConfig, build_control
 
     policy_or_exit(policy)
-    warning = root_warning(allow_root)
-    if warning:
-        console.print(f"[yellow]{warning}[/yellow]")
-    data_dir = harden_data_dir(absolute(data_dir))
+    fleet = fleet_or_exit(fleet_name)
+    try:  # before the database, the port or any thread: see backends/privilege.py
+        data_dir, said = enter_service(fleet, absolute(data_dir), allow_root, service_user)
+    except CannotDrop as exc:
+        raise fail(f"cannot drop root: {exc} (or pass --allow-root)") from None
+    if said:
+        console.print(said)
     config = ServiceConfig(
-        fleet_or_exit(fleet_name),
+        fleet,
         data_dir,
         database_url(db, data_dir),
         policy,

@@ -1,0 +1,275 @@
+"""`arkwright serve` as root: fork the privileged launcher, then drop to a service account.
+
+The order is the guarantee (as slurmctld runs as SlurmUser and slurmd keeps root):
+1. a system account for the service exists (`useradd --system`, no login shell, never
+   UID 0) and can reach and run this installation;
+2. the data directory and everything in it become its own (0700 / 0600), the SQLite
+   database `admin bootstrap` made as root included; ancestors it cannot pass get a
+   search-only ACL entry for that one account (an operator's 0700 working folder);
+3. the local runs' records move out of the data directory into `<data-dir>-launcher`
+   (root's, 0700): the service owns the data directory, so it could swap a link in
+   there for any path root writes;
+4. a socketpair, then fork: the child keeps root and runs the launcher (launcher.py);
+5. the service drops: setgroups([]), setgid, setuid (real, effective and saved), checks
+   that root cannot be regained, sets no_new_privs, all BEFORE the database is opened,
+   the port bound or any thread started (the caller does those afterwards).
+Anything that cannot be done is a `CannotDrop` with the reason: serve exits with it
+unless `--allow-root` (one root process, as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import pwd
+import shutil
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from arkwright.backends.accounts import AccountRefused, create_account
+from arkwright.backends.launcher import run_launcher
+from arkwright.backends.launcher_client import LauncherClient
+from arkwright.backends.local import LocalBackend, default_run_root
+from arkwright.core.fleet import Fleet
+
+DEFAULT_SERVICE_USER = "arkwright"
+_PR_SET_NO_NEW_PRIVS = 38
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = (
+    0x01,
+    0x02,
+    0x04,
+    0x08,
+    0x10,
+    0x20,
+)
+_ACL_UNDEFINED_ID = 0xFFFFFFFF
+
+
+class CannotDrop(RuntimeError):
+    """serve, as root, cannot run unprivileged beside a launcher: the reason, for the
+    operator (fix it, or pass --allow-root to run as one root process)."""
+
+
+def service_account(name: str) -> pwd.struct_passwd:
+    """The service's own account, created on first use; never root."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        try:
+            create_account(name, comment="arkwright control plane")
+        except AccountRefused as exc:
+            raise CannotDrop(f"service account: {exc}") from None
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise CannotDrop(f"service account {name!r} was not created") from None
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        raise CannotDrop(f"service account {name!r} has uid or gid 0")
+    return entry
+
+
+def _needs_root(fleet: Fleet) -> list[str]:
+    """Sites whose backend, not the launcher, needs root: Slurm sites submitting as each
+    job's owner (runuser; the account checks)."""
+    sites = []
+    for site in fleet.sites:
+        settings = fleet.backend_settings.get(site.name)
+        if site.backend == "slurm" and getattr(settings, "run_as", "") == "owner":
+            sites.append(site.name)
+    return sites
+
+
+def _as(account: pwd.struct_passwd, argv: list[str]) -> bool:
+    """Does `argv` succeed when run as `account` (no groups but its own)?"""
+    try:
+        done = subprocess.run(
+            argv,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def grant_search(path: Path, uid: int) -> None:
+    """Add `u:<uid>:x` to a directory's access ACL (as `setfacl -m u:UID:x`): search
+    only, no listing, nothing for anyone else. OSError where the filesystem has none."""
+    try:
+        raw = os.getxattr(path, _ACL_XATTR, follow_symlinks=False)
+    except OSError:
+        raw = b""
+    entries: dict[tuple[int, int], int] = {}
+    if len(raw) >= 4 and (len(raw) - 4) % 8 == 0:
+        for offset in range(4, len(raw), 8):
+            tag, perm, ident = struct.unpack_from("<HHI", raw, offset)
+            entries[(tag, ident)] = perm
+    else:
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        entries = {
+            (_ACL_USER_OBJ, _ACL_UNDEFINED_ID): (mode >> 6) & 7,
+            (_ACL_GROUP_OBJ, _ACL_UNDEFINED_ID): (mode >> 3) & 7,
+            (_ACL_OTHER, _ACL_UNDEFINED_ID): mode & 7,
+        }
+    entries[(_ACL_USER, uid)] = entries.get((_ACL_USER, uid), 0) | 1
+    group_class = (_ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP)
+    entries[(_ACL_MASK, _ACL_UNDEFINED_ID)] = _union(
+        perm for (tag, _), perm in entries.items() if tag in group_class
+    )
+    body = b"".join(struct.pack("<HHI", t, p, i) for (t, i), p in sorted(entries.items()))
+    os.setxattr(path, _ACL_XATTR, struct.pack("<I", 2) + body, follow_symlinks=False)
+
+
+def _union(perms) -> int:
+    out = 0
+    for perm in perms:
+        out |= perm
+    return out
+
+
+def _open_the_way(account: pwd.struct_passwd, target: Path) -> list[Path]:
+    """Every ancestor of `target` passable by the service account: the directories that
+    were not get a search-only ACL entry for it (returned, to be said at start-up)."""
+    granted = []
+    for ancestor in reversed(target.parents):
+        if _as(account, ["test", "-x", str(ancestor)]):
+            continue
+        try:
+            grant_search(ancestor, account.pw_uid)
+        except OSError as exc:
+            raise CannotDrop(
+                f"the service account {account.pw_name!r} cannot reach {target}: "
+                f"{ancestor} is closed to it and takes no ACL ({exc.strerror}); make it "
+                f"searchable (setfacl -m u:{account.pw_name}:x {ancestor}) or choose "
+                "another place"
+            ) from None
+        granted.append(ancestor)
+    return granted
+
+
+def _installation() -> list[Path]:
+    """What the service imports after the drop: the interpreter's library, this package
+    and its dependencies (all read-only to it)."""
+    paths = {
+        Path(sysconfig.get_path("stdlib")).resolve(),
+        Path(sysconfig.get_path("purelib")).resolve(),
+        Path(sysconfig.get_path("platlib")).resolve(),
+        Path(__file__).resolve().parents[1],
+    }
+    return sorted(paths)
+
+
+def _give_data_dir(account: pwd.struct_passwd, data_dir: Path) -> None:
+    for entry in [data_dir, *data_dir.rglob("*")]:
+        info = entry.lstat()
+        try:
+            os.lchown(entry, account.pw_uid, account.pw_gid)
+            if not stat.S_ISLNK(info.st_mode):
+                os.chmod(entry, 0o700 if stat.S_ISDIR(info.st_mode) else 0o600)
+        except OSError as exc:
+            raise CannotDrop(f"cannot give {entry} to {account.pw_name!r}: {exc}") from None
+
+
+def _records_dir(data_dir: Path) -> Path:
+    """Root's record of the local runs, beside the data directory; the records of runs
+    started before the split (in `<data-dir>/runs`) move there once, so they are adopted."""
+    records = data_dir.parent / f"{data_dir.name}-launcher"
+    runs = records / "runs"
+    records.mkdir(mode=0o700, exist_ok=True)
+    info = records.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
+        raise CannotDrop(f"{records} is not a directory of root's")
+    os.chmod(records, 0o700)
+    old = data_dir / "runs"
+    if not runs.exists() and old.is_dir() and not old.is_symlink():
+        os.rename(old, runs)
+    return runs
+
+
+def _drop(account: pwd.struct_passwd) -> None:
+    uid, gid = account.pw_uid, account.pw_gid
+    os.setgroups([])
+    os.setgid(gid)  # as root: real, effective and saved gid
+    os.setuid(uid)  # as root: real, effective and saved uid
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
+        raise CannotDrop("the service account's ids were not all taken")
+    if os.getgroups():
+        raise CannotDrop("supplementary groups were kept")
+    for regain in (os.setuid, os.seteuid):
+        try:
+            regain(0)
+        except PermissionError:
+            continue
+        raise CannotDrop("root could be regained after the drop")
+    libc = ctypes.CDLL(None, use_errno=True)
+    # No setuid binary (sudo, su) can give the service back what it dropped.
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise CannotDrop(f"prctl(no_new_privs): {os.strerror(ctypes.get_errno())}")
+
+
+def split_privileges(
+    fleet: Fleet, data_dir: Path, service_user: str
+) -> tuple[LauncherClient, list[Path]]:
+    """Steps 1-5 above. Returns the client the service uses as its local backend and the
+    directories given a search ACL; the process that returns is the service,
+    unprivileged. Called as root only."""
+    needs = _needs_root(fleet)
+    if needs:
+        raise CannotDrop(
+            f"site(s) {', '.join(needs)}: Slurm jobs submitted as their owners (run_as = "
+            "'owner') need the service itself to be root"
+        )
+    if shutil.which("test") is None:
+        raise CannotDrop("`test` is not installed (needed to check what the account reaches)")
+    account = service_account(service_user)
+    granted = [g for path in _installation() for g in _open_the_way(account, path)]
+    if not _as(account, [sys.executable, "-c", "import arkwright.service.app"]):
+        raise CannotDrop(
+            f"the service account {service_user!r} cannot run this installation "
+            f"({sys.executable}, {Path(__file__).parents[1]}): install it where that "
+            "account can read it"
+        )
+    _give_data_dir(account, data_dir)
+    granted += _open_the_way(account, data_dir / "x")  # the data directory itself too
+    runs = _records_dir(data_dir)
+    run_root = default_run_root(data_dir / "runs")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # the launcher: root, the whole local backend
+        ours.close()
+        run_launcher(
+            theirs,
+            lambda: LocalBackend(fleet, runs, run_root=run_root, service_uid=account.pw_uid),
+        )
+    theirs.close()
+    try:
+        _drop(account)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            ours.close()  # the launcher sees EOF and ends
+        raise
+    return LauncherClient(ours, pid), granted
+
+
+def install(client: LauncherClient) -> None:
+    """Make the service build `client` where it would build a LocalBackend. (Until
+    ServiceConfig takes a local backend of its own, this replaces the name that
+    service/server.py builds it by.)"""
+    import arkwright.service.server as server
+
+    def local_backend(fleet: Fleet, runs_dir: Path, **_ignored: object) -> LauncherClient:
+        return client
+
+    server.LocalBackend = local_backend  # type: ignore[assignment,misc]
