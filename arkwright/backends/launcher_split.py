@@ -23,7 +23,6 @@ import contextlib
 import ctypes
 import os
 import pwd
-import shutil
 import socket
 import stat
 import struct
@@ -86,11 +85,13 @@ def _needs_root(fleet: Fleet) -> list[str]:
     return sites
 
 
-def _as(account: pwd.struct_passwd, argv: list[str]) -> bool:
-    """Does `argv` succeed when run as `account` (no groups but its own)?"""
+def _closed(account: pwd.struct_passwd, paths: list[Path], test: str = "-x") -> list[Path]:
+    """Those of `paths` that `test <flag>` fails on when run as `account` (no groups but
+    its own): one shell for them all (serve's start-up should not pay a process each)."""
+    script = f'for p; do test {test} "$p" || printf "%s\\0" "$p"; done'
     try:
         done = subprocess.run(
-            argv,
+            ["sh", "-c", script, "sh", *map(str, paths)],
             user=account.pw_uid,
             group=account.pw_gid,
             extra_groups=[],
@@ -99,9 +100,9 @@ def _as(account: pwd.struct_passwd, argv: list[str]) -> bool:
             timeout=60,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise CannotDrop(f"cannot check what {account.pw_name!r} can reach: {exc}") from None
+    return [Path(os.fsdecode(p)) for p in done.stdout.split(b"\0") if p]
 
 
 def grant_search(path: Path, uid: int) -> None:
@@ -139,36 +140,43 @@ def _union(perms) -> int:
     return out
 
 
-def _open_the_way(account: pwd.struct_passwd, target: Path) -> list[Path]:
-    """Every ancestor of `target` passable by the service account: the directories that
-    were not get a search-only ACL entry for it (returned, to be said at start-up)."""
-    granted = []
-    for ancestor in reversed(target.parents):
-        if _as(account, ["test", "-x", str(ancestor)]):
-            continue
+def _open_the_way(account: pwd.struct_passwd, targets: list[Path]) -> list[Path]:
+    """Every ancestor of `targets` passable by the service account: the topmost closed
+    one gets a search-only ACL entry for it, then the rest are looked at again (returned,
+    to be said at start-up)."""
+    ancestors = sorted(
+        {a for target in targets for a in target.parents}, key=lambda a: len(a.parts)
+    )
+    granted: list[Path] = []
+    for _ in range(len(ancestors) + 1):
+        closed = _closed(account, ancestors)
+        if not closed:
+            return granted
+        ancestor = min(closed, key=lambda a: len(a.parts))
+        if ancestor in granted:
+            break  # an ACL entry that does not open it (a mask, a MAC policy)
         try:
             grant_search(ancestor, account.pw_uid)
         except OSError as exc:
             raise CannotDrop(
-                f"the service account {account.pw_name!r} cannot reach {target}: "
-                f"{ancestor} is closed to it and takes no ACL ({exc.strerror}); make it "
-                f"searchable (setfacl -m u:{account.pw_name}:x {ancestor}) or choose "
-                "another place"
+                f"the service account {account.pw_name!r} cannot pass {ancestor}, which "
+                f"takes no ACL ({exc.strerror}); make it searchable (setfacl -m "
+                f"u:{account.pw_name}:x {ancestor}) or choose another place"
             ) from None
         granted.append(ancestor)
-    return granted
+    raise CannotDrop(f"the service account {account.pw_name!r} still cannot pass {ancestor}")
 
 
 def _installation() -> list[Path]:
-    """What the service imports after the drop: the interpreter's library, this package
-    and its dependencies (all read-only to it)."""
-    paths = {
-        Path(sysconfig.get_path("stdlib")).resolve(),
+    """What the service imports after the drop: the interpreter's library (first), this
+    package and its dependencies (all read-only to it)."""
+    stdlib = Path(sysconfig.get_path("stdlib")).resolve()
+    others = {
         Path(sysconfig.get_path("purelib")).resolve(),
         Path(sysconfig.get_path("platlib")).resolve(),
         Path(__file__).resolve().parents[1],
     }
-    return sorted(paths)
+    return [stdlib, *sorted(others - {stdlib})]
 
 
 def _give_data_dir(account: pwd.struct_passwd, data_dir: Path) -> None:
@@ -231,18 +239,19 @@ def split_privileges(
             f"site(s) {', '.join(needs)}: Slurm jobs submitted as their owners (run_as = "
             "'owner') need the service itself to be root"
         )
-    if shutil.which("test") is None:
-        raise CannotDrop("`test` is not installed (needed to check what the account reaches)")
     account = service_account(service_user)
-    granted = [g for path in _installation() for g in _open_the_way(account, path)]
-    if not _as(account, [sys.executable, "-c", "import arkwright.service.app"]):
+    installed = _installation()
+    granted = _open_the_way(account, installed)
+    # The interpreter's library and this package, readable: what it imports after the drop.
+    unread = _closed(account, [installed[0] / "os.py", Path(__file__)], "-r")
+    unread += _closed(account, [Path(sys.executable).resolve()])
+    if unread:
         raise CannotDrop(
-            f"the service account {service_user!r} cannot run this installation "
-            f"({sys.executable}, {Path(__file__).parents[1]}): install it where that "
-            "account can read it"
+            f"the service account {service_user!r} cannot read {unread[0]}: install "
+            "Arkwright where that account can read it"
         )
     _give_data_dir(account, data_dir)
-    granted += _open_the_way(account, data_dir / "x")  # the data directory itself too
+    granted += _open_the_way(account, [data_dir / "arkwright.db"])
     runs = _records_dir(data_dir)
     run_root = default_run_root(data_dir / "runs")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
