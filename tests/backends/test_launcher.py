@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from arkwright.backends import accounts, launcher_wire
-from arkwright.backends.base import Ending, RunRequest, StartRefused
+from arkwright.backends import accounts, launcher_client, launcher_wire
+from arkwright.backends.base import BackendUnavailable, Ending, RunRequest, StartRefused
 from arkwright.backends.launcher import Dispatcher, serve_channel
 from arkwright.backends.launcher_client import LauncherClient
 from arkwright.backends.local import LocalBackend
@@ -194,3 +194,43 @@ def test_a_good_start_runs_as_the_mapped_account_and_its_log_comes_back_as_a_des
     rig.backend.accounts["workstation"].service_uid = uid
     with pytest.raises(StartRefused, match="the service's own account"):
         client.start(request(rig.fleet, job_id="j-0000002"))
+
+
+def _answer_hello_then(theirs: socket.socket, backend: LocalBackend, then: str) -> None:
+    """A launcher that answers `hello`, then dies (`close`) or hangs (`silent`)."""
+    dispatcher = Dispatcher(backend)
+    answer, _ = dispatcher.handle(launcher_wire.recv_frame(theirs))
+    launcher_wire.send_frame(theirs, answer)
+    if then == "close":
+        theirs.close()
+
+
+def test_a_dead_launcher_makes_starts_unavailable_and_polls_quiet(tmp_path: Path, caplog):
+    fleet = local_fleet_with_identity()
+    backend = LocalBackend(fleet, tmp_path / "runs", run_root=tmp_path / "r", confinement=None)
+    ours, theirs = socket.socketpair()
+    thread = threading.Thread(target=_answer_hello_then, args=(theirs, backend, "close"))
+    thread.start()
+    client = LauncherClient(ours)
+    thread.join(timeout=10)
+    with pytest.raises(BackendUnavailable, match="launcher is gone"):
+        client.start(request(fleet))
+    assert "privileged launcher is gone" in caplog.text  # said in the service's log
+    assert client.poll(time.time()) == []
+    with pytest.raises(BackendUnavailable):
+        client.start(request(fleet))
+
+
+def test_a_launcher_that_does_not_answer_times_out(tmp_path: Path, monkeypatch):
+    fleet = local_fleet_with_identity()
+    backend = LocalBackend(fleet, tmp_path / "runs", run_root=tmp_path / "r", confinement=None)
+    ours, theirs = socket.socketpair()
+    thread = threading.Thread(target=_answer_hello_then, args=(theirs, backend, "silent"))
+    thread.start()
+    client = LauncherClient(ours)
+    thread.join(timeout=10)
+    monkeypatch.setattr(launcher_client, "START_TIMEOUT_S", 0.3)
+    with pytest.raises(BackendUnavailable, match="did not answer start"):
+        client.start(request(fleet))
+    theirs.close()
+    ours.close()
