@@ -69,7 +69,7 @@ class LauncherClient:
         self._pid = launcher_pid
         self._lock = threading.Lock()
         self._next_id = 1
-        hello = self._call({"op": "hello"})
+        hello = self._call({"op": "hello"}, START_TIMEOUT_S)  # the launcher probes cgroups
         self._warnings: list[str] = list(hello["warnings"])
         self._run_roots: dict[str, str] = dict(hello["run_roots"])
         log.info("privileged launcher (pid %s) answers", hello["pid"])

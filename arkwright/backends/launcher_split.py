@@ -180,14 +180,27 @@ def _installation() -> list[Path]:
 
 
 def _give_data_dir(account: pwd.struct_passwd, data_dir: Path) -> None:
-    for entry in [data_dir, *data_dir.rglob("*")]:
+    """chown/chmod through descriptors opened without following links: the directory may
+    have been the service's before (a link it planted there leads nowhere for root)."""
+    for entry in [data_dir, *data_dir.rglob("*")]:  # rglob does not descend links
         info = entry.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            continue
+        if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+            raise CannotDrop(f"{entry} is neither a file nor a directory: remove it")
         try:
-            os.lchown(entry, account.pw_uid, account.pw_gid)
-            if not stat.S_ISLNK(info.st_mode):
-                os.chmod(entry, 0o700 if stat.S_ISDIR(info.st_mode) else 0o600)
+            fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise CannotDrop(f"cannot open {entry}: {exc.strerror}") from None
+        try:
+            if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) != (info.st_ino, info.st_dev):
+                raise CannotDrop(f"{entry} changed while it was being given to the service")
+            os.fchown(fd, account.pw_uid, account.pw_gid)
+            os.fchmod(fd, 0o700 if stat.S_ISDIR(info.st_mode) else 0o600)
         except OSError as exc:
             raise CannotDrop(f"cannot give {entry} to {account.pw_name!r}: {exc}") from None
+        finally:
+            os.close(fd)
 
 
 def _records_dir(data_dir: Path) -> Path:
@@ -201,8 +214,11 @@ def _records_dir(data_dir: Path) -> Path:
         raise CannotDrop(f"{records} is not a directory of root's")
     os.chmod(records, 0o700)
     old = data_dir / "runs"
-    if not runs.exists() and old.is_dir() and not old.is_symlink():
-        os.rename(old, runs)
+    with contextlib.suppress(FileNotFoundError):
+        info = old.lstat()
+        # Root's own records only: a directory the service made could hold planted links.
+        if not runs.exists() and stat.S_ISDIR(info.st_mode) and info.st_uid == 0:
+            os.rename(old, runs)
     return runs
 
 
@@ -250,9 +266,18 @@ def split_privileges(
             f"the service account {service_user!r} cannot read {unread[0]}: install "
             "Arkwright where that account can read it"
         )
+    # Sticky (/tmp): the account may not rename root's entries there, nor pre-make one
+    # that _records_dir would accept.
+    sticky = data_dir.parent.stat().st_mode & stat.S_ISVTX
+    if not sticky and not _closed(account, [data_dir.parent], "-w"):
+        raise CannotDrop(
+            f"{data_dir.parent} is writable by {service_user!r}: it could replace the "
+            "launcher's records beside the data directory; choose a --data-dir whose "
+            "parent only root may write"
+        )
+    runs = _records_dir(data_dir)  # before the data directory is given away
     _give_data_dir(account, data_dir)
     granted += _open_the_way(account, [data_dir / "arkwright.db"])
-    runs = _records_dir(data_dir)
     run_root = default_run_root(data_dir / "runs")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
