@@ -239,3 +239,23 @@ def test_allow_root_keeps_one_root_process(site: Site):
     process = site.serve("--allow-root")
     assert _ids(process.pid)["Uid"] == [0] * 4
     assert site.data_dir.stat().st_uid == 0
+
+
+def test_a_split_that_cannot_be_made_exits_with_the_reason_and_changes_nothing(site: Site):
+    # The example's Slurm site submits as each job's owner (runuser): the service must be
+    # root itself, so serve refuses to drop rather than break that site.
+    fleet = Path(__file__).parents[2] / "examples" / "slurm-site.toml"
+    argv = [sys.executable, "-m", "arkwright", "serve", "--fleet", str(fleet)]
+    argv += ["--data-dir", str(site.data_dir), "--port", str(free_port())]
+    done = subprocess.run(
+        [*argv, "--service-user", SERVICE_USER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "cannot drop root" in said and "run_as" in said and "--allow-root" in said, said
+    assert site.data_dir.stat().st_uid == 0
+    assert (site.data_dir / "arkwright.db").stat().st_uid == 0
