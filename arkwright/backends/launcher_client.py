@@ -47,6 +47,11 @@ _ERRORS: dict[str, type[Exception]] = {
 }
 
 
+class LauncherBusy(BackendUnavailable):
+    """Another call held the channel for longer than this call may wait (a slow start:
+    useradd, a cgroup): try again later."""
+
+
 class LauncherError(RuntimeError):
     """The launcher refused a message (`invalid`) or failed carrying it out (`failed`)."""
 
@@ -112,29 +117,38 @@ class LauncherClient:
         raise _ERRORS.get(kind, LauncherError)(reason)
 
     def _exchange(self, message: dict, timeout: float, fds: list[int]) -> dict:
-        with self._lock:  # orders use of the channel; no shared state of ours is held
-            if self._sock is None:
-                raise BackendUnavailable("the privileged launcher is gone")
-            call = self._next_id
-            self._next_id += 1
-            try:
-                self._sock.settimeout(timeout)
-                wire.send_frame(self._sock, {**message, "id": call})
-                while True:
-                    fds.clear()
-                    answer = wire.parse(wire.recv_frame(self._sock, fds))
-                    if answer.get("id") == call:
-                        return answer
-                    for fd in fds:  # an answer to a call that had given up
-                        os.close(fd)
-            except TimeoutError:
-                # The launcher may still answer later; that answer's id will not match.
-                raise BackendUnavailable(
-                    f"the launcher did not answer {message['op']} in {timeout:g} s"
-                ) from None
-            except (wire.ChannelClosed, wire.Invalid, OSError) as exc:
-                self._gone(str(exc) or type(exc).__name__)
-                raise BackendUnavailable(f"the privileged launcher is gone ({exc})") from None
+        # The lock orders use of the channel (no state of ours is under it); waiting for
+        # it is bounded by the same timeout as the call itself.
+        if not self._lock.acquire(timeout=timeout):
+            raise LauncherBusy(f"the launcher channel stayed busy ({message['op']})")
+        try:
+            return self._exchange_locked(message, timeout, fds)
+        finally:
+            self._lock.release()
+
+    def _exchange_locked(self, message: dict, timeout: float, fds: list[int]) -> dict:
+        if self._sock is None:
+            raise BackendUnavailable("the privileged launcher is gone")
+        call = self._next_id
+        self._next_id += 1
+        try:
+            self._sock.settimeout(timeout)
+            wire.send_frame(self._sock, {**message, "id": call})
+            while True:
+                fds.clear()
+                answer = wire.parse(wire.recv_frame(self._sock, fds))
+                if answer.get("id") == call:
+                    return answer
+                for fd in fds:  # an answer to a call that had given up
+                    os.close(fd)
+        except TimeoutError:
+            # The launcher may still answer later; that answer's id will not match.
+            raise BackendUnavailable(
+                f"the launcher did not answer {message['op']} in {timeout:g} s"
+            ) from None
+        except (wire.ChannelClosed, wire.Invalid, OSError) as exc:
+            self._gone(str(exc) or type(exc).__name__)
+            raise BackendUnavailable(f"the privileged launcher is gone ({exc})") from None
 
     # ------------------------------------------------------------------ Backend
 
@@ -151,7 +165,11 @@ class LauncherClient:
     def poll(self, now: float) -> list[Outcome]:
         if not self.alive:
             return []  # said once, in the log; runs stay as they are until a restart
-        return [outcome_from_wire(o) for o in self._call({"op": "poll", "now": now})["outcomes"]]
+        try:
+            answer = self._call({"op": "poll", "now": now})
+        except LauncherBusy:
+            return []  # a slow start holds the channel: the next tick asks again
+        return [outcome_from_wire(o) for o in answer["outcomes"]]
 
     def cancel(self, job_id: str, handle: RunHandle) -> None:
         self._call({"op": "cancel", "job_id": job_id})
