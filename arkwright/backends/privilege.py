@@ -35,23 +35,16 @@ from arkwright.core.fleet import Fleet
 log = logging.getLogger("arkwright.privilege")
 
 
-def root_warning(allow_root: bool, euid: int | None = None) -> str | None:
-    """What `arkwright serve` says at start-up about running as root in one process
-    (None: nothing). As root without --allow-root it does not run so: it splits."""
+def say_root_mode(allow_root: bool, euid: int | None = None) -> bool:
+    """Log, at start-up, that serve stays one root process (--allow-root); True if so."""
     euid = os.geteuid() if euid is None else euid
-    if euid != 0:
-        return None
-    if allow_root:
-        log.info(
-            "running as root in one process (--allow-root): local jobs are started under "
-            "their owners' mapped accounts, never as root; the service's files are kept "
-            "private"
-        )
-        return None
-    return (
-        "warning: arkwright serve is running as root in one process. Without "
-        "--allow-root it drops to a service account beside a privileged launcher."
+    if euid != 0 or not allow_root:
+        return False
+    log.info(
+        "running as root in one process (--allow-root): local jobs are started under "
+        "their owners' mapped accounts, never as root; the service's files are kept private"
     )
+    return True
 
 
 def enter_service(
@@ -63,7 +56,7 @@ def enter_service(
     then the launcher's client). Returns what to tell the operator. Raises CannotDrop."""
     data_dir = harden_data_dir(data_dir)
     if os.geteuid() != 0 or allow_root:
-        root_warning(allow_root)
+        say_root_mode(allow_root)
         return data_dir, None
     from arkwright.backends import launcher_split
 
