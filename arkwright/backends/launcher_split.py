@@ -2,13 +2,16 @@
 
 The order is the guarantee (as slurmctld runs as SlurmUser and slurmd keeps root):
 1. a system account for the service exists (`useradd --system`, no login shell, never
-   UID 0) and can reach and run this installation;
-2. the data directory and everything in it become its own (0700 / 0600), the SQLite
-   database `admin bootstrap` made as root included; ancestors it cannot pass get a
-   search-only ACL entry for that one account (an operator's 0700 working folder);
-3. the local runs' records move out of the data directory into `<data-dir>-launcher`
-   (root's, 0700): the service owns the data directory, so it could swap a link in
-   there for any path root writes;
+   UID 0) and can reach and read this installation (directories above it that it
+   cannot pass get a search-only ACL entry for that one account: a Python under /root);
+2. the local runs' records leave the data directory for `<data-dir>-launcher` (root's,
+   0700; moved before step 3, and only if root's): the service will own the data
+   directory, so it could swap a link in there for any path root writes; for the same
+   reason the data directory's parent must not be writable by the service;
+3. the data directory and everything in it become the service's (0700 / 0600, through
+   descriptors opened without following links), the SQLite database `admin bootstrap`
+   made as root included; ancestors it cannot pass get the same search-only ACL entry
+   (an operator's 0700 working folder, mktemp's);
 4. a socketpair, then fork: the child keeps root and runs the launcher (launcher.py);
 5. the service drops: setgroups([]), setgid, setuid (real, effective and saved), checks
    that root cannot be regained, sets no_new_privs, all BEFORE the database is opened,
