@@ -35,7 +35,7 @@ def _ids(pid: int) -> dict[str, list[int]]:
     found = {}
     for line in lines:
         key, _, rest = line.partition(":")
-        if key in ("Uid", "Gid", "Groups"):
+        if key in ("Uid", "Gid", "Groups", "NoNewPrivs"):
             found[key] = [int(v) for v in rest.split()]
     return found
 
@@ -188,7 +188,12 @@ def test_serve_as_root_drops_to_its_account_and_jobs_still_run_as_their_owners(s
     assert ids["Uid"] == [service.pw_uid] * 4, ids
     assert ids["Gid"] == [service.pw_gid] * 4, ids
     assert ids["Groups"] == []
+    assert ids["NoNewPrivs"] == [1]  # no setuid binary gives root back
     assert service.pw_uid != 0
+    # The launcher's records are root's, beside the data directory, not in it.
+    records = Path(f"{site.data_dir}-launcher")
+    assert records.stat().st_uid == 0 and stat.S_IMODE(records.stat().st_mode) == 0o700
+    assert not (site.data_dir / "runs").exists()
     launchers = [pid for pid in _children(process.pid) if _ids(pid)["Uid"][0] == 0]
     assert len(launchers) == 1, "one privileged launcher, a child of the service"
     for path in (site.data_dir, *site.data_dir.rglob("*")):
@@ -259,3 +264,41 @@ def test_a_split_that_cannot_be_made_exits_with_the_reason_and_changes_nothing(s
     assert "cannot drop root" in said and "run_as" in said and "--allow-root" in said, said
     assert site.data_dir.stat().st_uid == 0
     assert (site.data_dir / "arkwright.db").stat().st_uid == 0
+
+
+def test_grant_search_lets_one_account_pass_a_closed_directory_and_nothing_more(site: Site):
+    from arkwright.backends.launcher_split import grant_search, service_account
+
+    account = service_account(SERVICE_USER)
+    os.chmod(site.base, 0o755)  # pytest's own tmp_path sits below a 0700 directory
+    closed = site.base / "closed"
+    (closed / "inner").mkdir(parents=True, mode=0o700)
+    os.chmod(closed, 0o700)
+    (closed / "inner").chmod(0o755)
+
+    def as_service(*argv: str) -> int:
+        return subprocess.run(
+            argv,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            check=False,
+            capture_output=True,
+            timeout=30,
+        ).returncode
+
+    assert as_service("test", "-x", str(closed / "inner")) != 0
+    grant_search(closed, account.pw_uid)
+    assert as_service("test", "-x", str(closed / "inner")) == 0  # it may pass
+    assert as_service("ls", str(closed)) != 0  # but not list
+    assert stat.S_IMODE(closed.stat().st_mode) & 0o007 == 0  # and no one else gained
+    nobody = pwd.getpwnam("nobody")
+    other = subprocess.run(
+        ["test", "-x", str(closed / "inner")],
+        user=nobody.pw_uid,
+        group=nobody.pw_gid,
+        extra_groups=[],
+        check=False,
+        timeout=30,
+    )
+    assert other.returncode != 0
