@@ -53,8 +53,10 @@ def _nologin() -> str:
     return "/bin/false"
 
 
-def create_account(name: str, timeout_s: float = 30.0) -> None:
-    """A system account for jobs only: no home, no login shell, its own group."""
+def create_account(
+    name: str, timeout_s: float = 30.0, comment: str = "arkwright job account"
+) -> None:
+    """A system account: no home, no login shell, its own group."""
     useradd = shutil.which("useradd")
     if useradd is None:
         raise AccountRefused(f"cannot create account {name!r}: useradd is not installed")
@@ -69,7 +71,7 @@ def create_account(name: str, timeout_s: float = 30.0) -> None:
             _nologin(),
             "--user-group",
             "--comment",
-            "arkwright job account",
+            comment,
             name,
         ],
         capture_output=True,
@@ -80,7 +82,7 @@ def create_account(name: str, timeout_s: float = 30.0) -> None:
     # 9: the name is taken, by a concurrent start or an operator: either way it exists now.
     if done.returncode not in (0, 9):
         raise AccountRefused(f"cannot create account {name!r}: {done.stderr.strip()}")
-    log.info("created account %s for jobs", name)
+    log.info("created account %s (%s)", name, comment)
 
 
 class AccountResolver:

@@ -24,6 +24,7 @@ the service logs that as a warning once at start-up.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,100 @@ def join(leaf: str) -> None:
     """Move the calling process into `leaf` (in the job's child, before it drops root)."""
     with open(os.path.join(leaf, "cgroup.procs"), "w") as procs:
         procs.write("0")
+
+
+# ------------------------------------------------------------------ private /tmp
+#
+# What Slurm's job_container/tmpfs does: each run sees its own /tmp and /var/tmp (its run
+# directory's `tmp`, the job's own, 0700), so no run reads or plants files in another's
+# temporary space, and nothing is left in the machine's /tmp when the run directory goes.
+# The runner's child, still root, enters a new mount namespace (unshare(CLONE_NEWNS):
+# Python 3.11 has no os.unshare), makes every mount private (nothing it mounts leaks
+# back to the machine) and bind-mounts the directory over /tmp and /var/tmp, then drops
+# privileges; the job cannot undo it without CAP_SYS_ADMIN.
+
+_CLONE_NEWNS = 0x00020000
+_MS_BIND = 0x1000
+_MS_REC = 0x4000
+_MS_PRIVATE = 1 << 18
+TMP_MOUNTS = ("/tmp", "/var/tmp")
+_PROBE = (
+    "import os, sys, tempfile\n"
+    "from arkwright.backends.confine import enter_private_tmp\n"
+    "mine = tempfile.mkdtemp(dir=sys.argv[1])\n"
+    "enter_private_tmp(mine)\n"
+    "sys.exit(0 if os.listdir('/tmp') == [] else 3)\n"
+)
+_tmp_probe: tuple[bool, str] | None = None  # once per process: the machine does not change
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def _libc_call(name: str, *args) -> None:
+    global _libc
+    if _libc is None:  # loaded once; the runner loads it before it forks (load_libc)
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(_libc, name)(*args) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{name}: {os.strerror(errno)}")
+
+
+def load_libc() -> None:
+    """Before a fork: the child then only calls into an already loaded library."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def enter_private_tmp(tmp_dir: str) -> None:
+    """In the job's process, before it drops root: its own /tmp and /var/tmp."""
+    _libc_call("unshare", _CLONE_NEWNS)
+    _libc_call("mount", None, b"/", None, _MS_REC | _MS_PRIVATE, None)
+    # /tmp first, from the run's directory; then /var/tmp from the new /tmp (the run's
+    # path may itself lie below /tmp, hidden once /tmp is covered).
+    source = os.fsencode(tmp_dir)
+    for target in TMP_MOUNTS:
+        if os.path.isdir(target):
+            _libc_call("mount", source, target.encode(), None, _MS_BIND, None)
+            source = b"/tmp"
+
+
+def tmp_is_under_tmp(run_root: Path) -> bool:
+    """A run directory below /tmp (or /var/tmp) would be hidden by its own private /tmp."""
+    return any(run_root == Path(t) or Path(t) in run_root.parents for t in TMP_MOUNTS)
+
+
+def probe_private_tmp() -> tuple[bool, str]:
+    """(can runs get a private /tmp here, why not): tried once, in a child as the runner
+    would, never in this process (it must keep the machine's mounts)."""
+    global _tmp_probe
+    if _tmp_probe is not None:
+        return _tmp_probe
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0:
+        _tmp_probe = (False, "the service is not root (a mount namespace needs it)")
+        return _tmp_probe
+    scratch = tempfile.mkdtemp(prefix="arkwright-tmp-probe-")
+    keep = ("PATH", "PYTHONPATH", "LANG")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, scratch],
+            env={k: os.environ[k] for k in keep if k in os.environ},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        _tmp_probe = (True, "") if done.returncode == 0 else (False, why)
+    except (OSError, subprocess.SubprocessError) as exc:
+        _tmp_probe = (False, str(exc))
+    finally:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _tmp_probe

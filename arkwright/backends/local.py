@@ -127,6 +127,7 @@ class LocalBackend:
         service_uid: int | None = None,
         limits_per_gpu: confine.Limits | None = None,
         confinement: confine.Confinement | str | None = "probe",
+        private_tmp: bool | str = "probe",
     ) -> None:
         self.name = "local"
         self.time_scale = 1.0
@@ -151,6 +152,18 @@ class LocalBackend:
             confinement, reason = confine.probe() if local_sites else (None, "")
         self.confinement: confine.Confinement | None = confinement  # type: ignore[assignment]
         self.confinement_reason = reason
+        tmp_reason = "turned off"
+        if private_tmp == "probe":
+            private_tmp, tmp_reason = confine.probe_private_tmp() if local_sites else (False, "")
+        self.private_tmp_reason: dict[str, str] = {}  # site -> why its runs share /tmp
+        for site in local_sites:
+            if not private_tmp:
+                self.private_tmp_reason[site] = tmp_reason
+            elif confine.tmp_is_under_tmp(self.run_root(site)):
+                self.private_tmp_reason[site] = (
+                    f"its run directories are under {self.run_root(site)}, which a private "
+                    "/tmp would hide (set [sites.identity] run_root elsewhere)"
+                )
         for warning in self.startup_warnings():
             log.warning("%s", warning)
 
@@ -160,6 +173,11 @@ class LocalBackend:
             warnings.append(
                 "local runs are NOT confined (no CPU or memory limits): "
                 + (self.confinement_reason or "confinement turned off")
+            )
+        for site, why in self.private_tmp_reason.items():
+            warnings.append(
+                f"site {site}: local runs share the machine's /tmp (no private /tmp: {why}); "
+                "TMPDIR points at each run's own directory"
             )
         if self.accounts and self.nvidia:
             warnings.append(
@@ -218,6 +236,11 @@ class LocalBackend:
                     os.fchown(out.fileno(), account.uid, account.gid)
                 os.fchmod(out.fileno(), 0o700)
                 out.write(script)
+        if site not in self.private_tmp_reason:  # its own /tmp: made while still ours
+            tmp = work / "tmp"
+            tmp.mkdir(mode=0o700)
+            if switch:
+                os.chown(tmp, account.uid, account.gid, follow_symlinks=False)
         if switch:
             os.chown(work, account.uid, account.gid, follow_symlinks=False)
         os.chmod(work, 0o700, follow_symlinks=False)
@@ -259,7 +282,8 @@ class LocalBackend:
         job, pool = request.job, request.pool
         script = request.batch.script
         flat = ",".join(str(i) for group in indices for i in group)
-        work = self._make_work_dir(pool.site.name, job.job_id, request.attempt, account, script)
+        site = pool.site.name
+        work = self._make_work_dir(site, job.job_id, request.attempt, account, script)
         gpus = sum(g for _, g in request.allocation)
         cgroup = ""
         if self.confinement is not None:
@@ -296,6 +320,7 @@ class LocalBackend:
                     "gid": account.gid if switch else None,
                     "groups": list(account.groups) if switch else [],
                     "cgroup": cgroup,
+                    "private_tmp": "" if site in self.private_tmp_reason else str(work / "tmp"),
                     # Relative to cwd, opened by the job's account (runner.become).
                     "stdout_file": logs.get("stdout"),
                     "stderr_file": logs.get("stderr"),
@@ -473,12 +498,7 @@ class LocalBackend:
         return handle
 
     def log_path(self, job_id: str, handle: RunHandle, stream: str) -> str | None:
-        if not handle or "dir" not in handle:
-            return None
-        placed = (handle.get("logs") or {}).get(stream)
-        if placed is not None:
-            return None if placed == DEV_NULL else str(Path(handle["work_dir"]) / placed)
-        return str(Path(handle["dir"]) / f"{stream}.log")
+        return log_path_of(handle, stream)
 
     def open_log(self, job_id: str, handle: RunHandle, stream: str) -> BinaryIO | None:
         """A stream placed by a pattern lives in the job's run directory, where the job
@@ -492,3 +512,29 @@ class LocalBackend:
         if placed == DEV_NULL or "work_dir" not in handle:
             return None
         return open_confined(handle["work_dir"], placed, handle.get("uid"))
+
+    def open_recorded_log(self, job_id: str, attempt: int, stream: str) -> BinaryIO | None:
+        """`open_log` from this backend's own record of the run (request.json, written
+        here) instead of a handle: what the privileged launcher answers, so that a handle
+        the service could have forged names no other file, owner or directory."""
+        run_dir = self._run_dir(job_id, attempt)
+        try:
+            request = json.loads((run_dir / "request.json").read_text())
+        except (OSError, ValueError):
+            return None
+        placed = request.get(f"{stream}_file")
+        if placed is None:
+            return open_confined(str(run_dir), f"{stream}.log")
+        if placed == DEV_NULL or not request.get("cwd"):
+            return None
+        return open_confined(request["cwd"], placed, request.get("uid"))
+
+
+def log_path_of(handle: RunHandle, stream: str) -> str | None:
+    """Where a run's stream is (for display; readers use open_log)."""
+    if not handle or "dir" not in handle:
+        return None
+    placed = (handle.get("logs") or {}).get(stream)
+    if placed is not None:
+        return None if placed == DEV_NULL else str(Path(handle["work_dir"]) / placed)
+    return str(Path(handle["dir"]) / f"{stream}.log")

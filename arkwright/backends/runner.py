@@ -9,7 +9,8 @@ command, its environment, the run directory, the account and the cgroup), writes
 can neither fake how it ended nor point the service at another pid.
 
 The runner keeps the service's privileges (it must write those records and signal the
-job); the command's process joins its cgroup, then drops to the job's account
+job); the command's process joins its cgroup, enters its private /tmp where the request
+names one (confine.enter_private_tmp), then drops to the job's account
 (setgroups, setgid, setuid, in that order, so no privilege is left to regain) and
 execs in the run directory with exactly the environment the request gives. It runs in
 its own session, so it outlives the server; SIGTERM is passed to the command's process
@@ -32,6 +33,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from arkwright.backends.confine import enter_private_tmp, load_libc
 
 GRACE_S = 5.0
 
@@ -83,6 +86,9 @@ def become(request: dict, report_fd: int | None = None) -> Callable[[], None]:
     uid, gid = request.get("uid"), request.get("gid")
     groups = [int(g) for g in request.get("groups") or []]
     stdout_file, stderr_file = request.get("stdout_file"), request.get("stderr_file")
+    private_tmp = request.get("private_tmp") or ""
+    if private_tmp:
+        load_libc()
 
     def step() -> None:
         try:
@@ -97,6 +103,8 @@ def become(request: dict, report_fd: int | None = None) -> Callable[[], None]:
         if cgroup:
             with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
                 procs.write("0")
+        if private_tmp:  # still root: a mount namespace of its own (confine.py)
+            enter_private_tmp(private_tmp)
         if uid is not None and os.geteuid() == 0 and uid != 0:
             os.setgroups(groups)
             os.setgid(gid)

@@ -52,7 +52,12 @@ def serve(
         "forgot it): place it again, or fail it.",
     ),
     allow_root: bool = typer.Option(
-        False, help="Running as root is intended (to start local jobs as their owners)."
+        False,
+        help="As root, stay one root process instead of dropping to --service-user "
+        "beside a privileged launcher.",
+    ),
+    service_user: str = typer.Option(
+        "arkwright", help="As root: the account the service drops to (created if missing)."
     ),
     workers: int = typer.Option(
         1,
@@ -65,22 +70,29 @@ def serve(
     """Run the control plane, its API and the dashboard (at /)."""
     from dataclasses import replace
 
-    from arkwright.backends.privilege import harden_data_dir, root_warning
+    from arkwright.backends.launcher_split import CannotDrop
+    from arkwright.backends.privilege import enter_service
     from arkwright.service.server import ServiceConfig, build_control, prepare_database
 
     policy_or_exit(policy)
-    warning = root_warning(allow_root)
-    if warning:
-        console.print(f"[yellow]{warning}[/yellow]")
-    data_dir = harden_data_dir(absolute(data_dir))
+    fleet = fleet_or_exit(fleet_name)
+    try:  # before the database, the port or any thread: see backends/privilege.py
+        data_dir, said, split = enter_service(
+            fleet, absolute(data_dir), allow_root, service_user, readers=workers - 1
+        )
+    except CannotDrop as exc:
+        raise fail(f"cannot drop root: {exc} (or pass --allow-root)") from None
+    if said:
+        console.print(said)
     config = ServiceConfig(
-        fleet_or_exit(fleet_name),
+        fleet,
         data_dir,
         database_url(db, data_dir),
         policy,
         sim_speedup,
         history_every_s=history_every,
         requeue_lost=requeue_lost,
+        local_backend=split.client if split else None,
     )
     sock, others = None, None
     if workers > 1:
@@ -91,10 +103,15 @@ def serve(
             sock = listen(host, port)
         except OSError as exc:
             raise fail(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        worker_config = replace(config, api_only=True)
-        others = fork_workers(
-            workers - 1, lambda _n: _serve(build_control(worker_config), host, port, sock)
-        )
+
+        def serve_worker(n: int) -> None:
+            # Its own read-only channel to the launcher (logs), never the leader's.
+            local = split.reader_client(n) if split else None
+            _serve(
+                build_control(replace(config, api_only=True, local_backend=local)), host, port, sock
+            )
+
+        others = fork_workers(workers - 1, serve_worker)
     try:
         control = build_control(config)
         console.print(

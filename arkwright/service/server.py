@@ -42,6 +42,9 @@ class ServiceConfig:
     requeue_lost: bool = True  # place lost work again (else fail it with the reason)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     api_only: bool = False  # an API worker beside the leading process: never leads
+    # The local sites' backend when it was made before the service started: the
+    # privileged launcher's client (backends/launcher_split.py). None: built here.
+    local_backend: Backend | None = None
 
     def __post_init__(self) -> None:
         # Resolved once, here: runners start in their own run directory, so a relative
@@ -63,7 +66,11 @@ def build_backends(config: ServiceConfig) -> dict[str, Backend]:
     backends: dict[str, Backend] = {}
     for site in config.fleet.sites:
         if site.backend == "local":
-            local = local or LocalBackend(config.fleet, config.data_dir / "runs")
+            local = (
+                local
+                or config.local_backend
+                or LocalBackend(config.fleet, config.data_dir / "runs")
+            )
             backends[site.name] = local
         elif site.backend == "slurm":
             backends[site.name] = SlurmBackend(

@@ -17,7 +17,7 @@ from arkwright.backends import confine
 from arkwright.backends.base import Ending, RunRequest
 from arkwright.backends.job_env import BadRunRequest
 from arkwright.backends.local import LocalBackend
-from arkwright.backends.privilege import harden_data_dir, root_warning
+from arkwright.backends.privilege import harden_data_dir, say_root_mode
 from tests.conftest import make_job
 from tests.security.accounts import local_fleet_with_identity
 
@@ -138,10 +138,12 @@ def test_harden_data_dir_makes_the_services_files_private():
         subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
-def test_serve_warns_as_root_unless_allowed():
-    assert "--allow-root" in root_warning(False, euid=0)
-    assert root_warning(True, euid=0) is None
-    assert root_warning(False, euid=1000) is None
+def test_serve_says_when_it_stays_one_root_process(caplog):
+    caplog.set_level("INFO", "arkwright.privilege")
+    assert say_root_mode(True, euid=0) is True
+    assert "--allow-root" in caplog.text
+    assert say_root_mode(False, euid=0) is False  # it splits instead (test_serve_split)
+    assert say_root_mode(True, euid=1000) is False
 
 
 def test_confinement_writes_the_limits_a_run_is_given(tmp_path):
