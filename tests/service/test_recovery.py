@@ -95,6 +95,9 @@ def test_start_recorded_but_never_carried_out_is_requeued(db_url, tmp_path):
 
 def test_a_run_killed_outright_is_requeued_and_runs_again(service, tmp_path):
     alice = service.user("alice", "research")
+    # Somewhere the job's own account may write (its run directory is new on each
+    # attempt, and the directories above it are not the job's).
+    marker = Path(f"/tmp/arkt-marker-{uuid.uuid4().hex}")
     job_id = service.client.post(
         "/v1/jobs",
         headers=alice,
@@ -105,20 +108,24 @@ def test_a_run_killed_outright_is_requeued_and_runs_again(service, tmp_path):
             "command": [
                 "sh",
                 "-c",
-                # Somewhere the job's own account may write (its run directory is new
-                # on each attempt, and the directories above it are not the job's).
-                f"m=/tmp/arkt-marker-{uuid.uuid4().hex}; "
-                "if [ -e $m ]; then exit 0; fi; touch $m; sleep 60",
+                f"m={marker}; if [ -e $m ]; then exit 0; fi; touch $m; sleep 60",
             ],
         },
     ).json()["id"]
-    service.wait_for(job_id, alice, {"running"})
-    run_dir = service.config.data_dir / "runs" / job_id / "attempt-1"
-    while not (run_dir / "runner.pid").exists():
-        time.sleep(0.05)
-    pid = int((run_dir / "runner.pid").read_text())
-    os.killpg(pid, signal.SIGKILL)  # the runner's session: runner and command both die
-    job = service.wait_for(job_id, alice, {"completed"}, timeout=30)
+    try:
+        service.wait_for(job_id, alice, {"running"})
+        run_dir = service.config.data_dir / "runs" / job_id / "attempt-1"
+        deadline = time.monotonic() + 30
+        # Killed only once the first attempt has left its mark (else the second would
+        # find none and sleep too).
+        while not ((run_dir / "runner.pid").exists() and marker.exists()):
+            assert time.monotonic() < deadline, "the first attempt never started its command"
+            time.sleep(0.05)
+        pid = int((run_dir / "runner.pid").read_text())
+        os.killpg(pid, signal.SIGKILL)  # the runner's session: runner and command both die
+        job = service.wait_for(job_id, alice, {"completed"}, timeout=30)
+    finally:
+        marker.unlink(missing_ok=True)
     assert job["attempts"] == 2
     events = [
         e["kind"] for e in service.client.get(f"/v1/jobs/{job_id}/events", headers=alice).json()
