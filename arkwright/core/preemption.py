@@ -27,10 +27,18 @@ from typing import TYPE_CHECKING
 
 from arkwright.core.decisions import Preempt
 from arkwright.core.eligibility import EligibilityClass
-from arkwright.core.gang import can_ever_hold, shape_on, suitable_nodes, walk_until_fits
+from arkwright.core.gang import (
+    GangShape,
+    can_ever_hold,
+    fits_after_release,
+    shape_on,
+    suitable_nodes,
+    walk_until_fits,
+)
 from arkwright.core.job import Job, PriorityClass
 from arkwright.core.ordering import ListFilter
 from arkwright.core.pass_state import PassState
+from arkwright.core.pool_state import PoolState
 from arkwright.core.usage_history import UsageHistory
 
 if TYPE_CHECKING:
@@ -61,6 +69,20 @@ def victim_order(
     return (loss, victim.priority, -borrowed, -victim.seq)
 
 
+def fill_back(state: PoolState, shape: GangShape, chosen: list[Job]) -> list[Job]:
+    """Keep only the victims the gang needs (Kueue's fill-back): the walk in victim order
+    stops at the first victim whose release makes the gang fit, but victims walked on the
+    way may sit on nodes the gang will not use. Try sparing each, dearest first (the
+    list is cheapest first); a victim stays only if the gang no longer fits without it.
+    Every victim left then frees GPUs on a node the gang takes."""
+    kept = list(chosen)
+    for victim in reversed(chosen[:-1]):  # the last one is what made it fit
+        rest = [v for v in kept if v is not victim]
+        if fits_after_release(state, shape, rest):
+            kept = rest
+    return kept
+
+
 class Preemptor:
     def __init__(self, scheduler: Scheduler) -> None:
         self._s = scheduler
@@ -78,7 +100,7 @@ class Preemptor:
         return s.usage_gpus.get(job.tenant, 0) + job.gpus <= s.nominal_gpus[job.tenant]
 
     def _entitled_share(self, tenant: str) -> float:
-        return self._s.nominal_gpus[tenant] / self._s.fleet.total_gpus
+        return self._s.nominal_shares[tenant]
 
     def _borrowing(self, tenant: str) -> bool:
         """Above its entitlement now by more than the hysteresis, and over the recent past."""
@@ -181,7 +203,7 @@ class Preemptor:
             index, _ = walk_until_fits(state, shape, victims, suitable_nodes(state, shape))
             if index < 0:
                 continue
-            chosen = victims[: index + 1]
+            chosen = fill_back(state, shape, victims[: index + 1])
             cost = sum(work_lost_if_preempted(v, now) * v.allocated_gpus for v in chosen)
             if best is None or cost < best[0]:
                 best = (cost, i, chosen)

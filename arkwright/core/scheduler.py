@@ -70,6 +70,7 @@ class Scheduler:
         self.usage_gpus = self.runs.usage_gpus
         self.weights: dict[str, float] = {t.name: t.weight for t in fleet.tenants}
         self.nominal_gpus: dict[str, float] = {}
+        self.nominal_shares: dict[str, float] = {}
         self.cordoned_mask = 0
         self.ledger = BudgetLedger(dict(config.budgets)) if config.budgets else None
         self.stats = PassStats()
@@ -522,7 +523,10 @@ class Scheduler:
     def _recompute_nominal(self) -> None:
         """Each programme's entitled GPUs: the fleet split by weight (shares.py holds the one
         definition, which the service's views use too)."""
-        self.nominal_gpus = entitled_gpus(self.weights, self.fleet.total_gpus)
+        total = self.fleet.total_gpus  # a sum over pools: not per query
+        self.nominal_gpus = entitled_gpus(self.weights, total)
+        # Entitled fraction of the fleet, asked by every reclaim check.
+        self.nominal_shares = {name: gpus / total for name, gpus in self.nominal_gpus.items()}
 
     def check_invariants(self) -> None:
         """Full audit of GPU accounting and eligibility (tests; O(fleet + jobs))."""
