@@ -133,10 +133,10 @@ class Preemptor:
         and waited long enough."""
         s = self._s
         use = s.usage_gpus.get(job.tenant, 0)
-        return (
-            self.entitled(job)
+        return (  # the wait first: it rules out every fresh arrival at once
+            now - job.submit_time >= self.reclaim_after_s
+            and self.entitled(job)
             and use <= s.nominal_gpus[job.tenant] * (1 - self.hysteresis)
-            and now - job.submit_time >= self.reclaim_after_s
             and self._behind(job.tenant)
         )
 
