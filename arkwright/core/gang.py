@@ -84,15 +84,3 @@ def walk_until_fits(
         if suitable >= need:
             return index, suitable
     return -1, suitable
-
-
-def fits_after_release(state: PoolState, shape: GangShape, releases: Sequence[Job]) -> bool:
-    """Whether the gang fits once all of `releases` have given back their GPUs."""
-    threshold = shape.threshold
-    node_free = state.node_free
-    freed: dict[int, int] = {}
-    for job in releases:
-        for node, gpus in job.allocation:
-            freed[node] = freed.get(node, node_free[node]) + gpus
-    gained = sum(1 for node, free in freed.items() if free >= threshold > node_free[node])
-    return suitable_nodes(state, shape) + gained >= shape.need

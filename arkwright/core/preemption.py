@@ -30,7 +30,6 @@ from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.gang import (
     GangShape,
     can_ever_hold,
-    fits_after_release,
     shape_on,
     suitable_nodes,
     walk_until_fits,
@@ -74,13 +73,36 @@ def fill_back(state: PoolState, shape: GangShape, chosen: list[Job]) -> list[Job
     stops at the first victim whose release makes the gang fit, but victims walked on the
     way may sit on nodes the gang will not use. Try sparing each, dearest first (the
     list is cheapest first); a victim stays only if the gang no longer fits without it.
-    Every victim left then frees GPUs on a node the gang takes."""
-    kept = list(chosen)
-    for victim in reversed(chosen[:-1]):  # the last one is what made it fit
-        rest = [v for v in kept if v is not victim]
-        if fits_after_release(state, shape, rest):
-            kept = rest
-    return kept
+    Every victim left then frees GPUs on a node the gang takes.
+
+    Free GPUs per node and the count of suitable nodes are kept as victims are spared,
+    so this costs O(nodes the victims hold), not a re-count per victim (a reclaim for a
+    large gang can walk hundreds of small jobs)."""
+    threshold = shape.threshold
+    node_free = state.node_free
+    freed: dict[int, int] = {}
+    for victim in chosen:
+        for node, gpus in victim.allocation:
+            freed[node] = freed.get(node, node_free[node]) + gpus
+    suitable = suitable_nodes(state, shape) + sum(
+        1 for node, free in freed.items() if free >= threshold > node_free[node]
+    )
+    spared: set[int] = set()
+    for index in range(len(chosen) - 2, -1, -1):  # the last one is what made it fit
+        victim = chosen[index]
+        lost = 0
+        for node, gpus in victim.allocation:
+            before = freed[node]
+            freed[node] = before - gpus
+            if before >= threshold > before - gpus:
+                lost += 1
+        if suitable - lost >= shape.need:
+            suitable -= lost
+            spared.add(index)
+        else:
+            for node, gpus in victim.allocation:
+                freed[node] += gpus
+    return [v for i, v in enumerate(chosen) if i not in spared]
 
 
 class Preemptor:

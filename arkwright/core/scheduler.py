@@ -391,7 +391,7 @@ class Scheduler:
         per_tenant = self.config.max_jobs_per_tenant_per_pass
         examined_by_tenant = p.examined_by_tenant
 
-        def skip(jobs: list[Job]) -> bool:
+        def skip(jobs: list[Job], popped: bool) -> bool:
             head = jobs[0]  # every job of a list has its programme and class
             if examined_by_tenant.get(head.tenant, 0) >= per_tenant:
                 return True
@@ -400,7 +400,8 @@ class Scheduler:
             cls = classes[head.eligibility_class]
             if backfill:
                 claimable = cls.pool_mask & ~(p.claimed_mask | cordoned)
-                if claimable and static_order and book:
+                # Only once the head is up: holders ahead of it have been examined.
+                if claimable and popped and static_order and book:
                     key = order_key(head)
                     for i, held in book.items():
                         if claimable >> i & 1 and order_key(held.holder) < key:
