@@ -68,23 +68,22 @@ def in_order(
     order: QueueOrder,
     classes: list[EligibilityClass],
     consider: ListFilter,
-    skip_list: Callable[[list[Job], bool], bool] | None = None,
+    skip_list: Callable[[list[Job]], bool] | None = None,
 ) -> Iterator[Job]:
     """Queued jobs in policy order, skipping whole lists whose pools aren't considered
     (and, where `skip_list` says so, lists none of whose jobs could do anything).
 
-    `skip_list(jobs, popped)` is asked before a list enters the heap (`popped` False:
-    only reasons that hold for the rest of the pass — room only shrinks, claims and
-    per-programme counts only grow while no preemption can open pools — so a list that
-    can do nothing costs no heap work) and again when its head comes up (`popped` True:
-    also reasons that need every job ahead of the head to have been examined)."""
+    `skip_list` is asked before a list enters the heap as well as when its head comes up:
+    the reasons it gives (room only shrinks, claims and per-programme counts only grow
+    while no preemption can open pools) hold for the rest of the pass, so a list that
+    can do nothing costs no heap work at all."""
     share = order.share
     dynamic = order.dynamic
     heap: list[tuple[OrderKey, int, list[Job], int]] = []
     mask = consider.mask
     for n, ((tenant, cls_index), jobs) in enumerate(queue.lists.items()):
         if jobs and classes[cls_index].pool_mask & mask:
-            if skip_list is not None and skip_list(jobs, False):
+            if skip_list is not None and skip_list(jobs):
                 continue
             head = jobs[0]
             heap.append(((-head.priority, share(tenant), head.submit_time, head.seq), n, jobs, 0))
@@ -97,7 +96,7 @@ def in_order(
         job = jobs[i]
         if not classes[job.eligibility_class].pool_mask & consider.mask:
             continue
-        if skip_list is not None and skip_list(jobs, True):
+        if skip_list is not None and skip_list(jobs):
             continue
         if dynamic:
             fresh = (-job.priority, share(job.tenant), job.submit_time, job.seq)

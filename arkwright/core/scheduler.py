@@ -372,42 +372,26 @@ class Scheduler:
         """A whole (programme, class) list is passed over when its programme has had its
         turn this pass (the per-programme bound), or when none of its jobs could start,
         claim a reservation, preempt or be rejected in this pass: its smallest gang is
-        larger than anything that fits on its class's open pools, and (backfill) every
-        pool of its class is claimed this pass, cordoned, or, in a static order, held by a
-        job ahead of the list's head (which a later job of the list cannot displace; such
-        a holder only loses its hold by being examined, and jobs ahead are examined
-        first)."""
+        larger than anything that fits on its class's open pools."""
         may_idle = not p.strict and not (
             self.ledger is not None and self.config.over_budget is OverBudget.REJECT
         )
         classes = self.eligibility.classes
         queue = self.queue
         backfill = self.policy.backfill
-        static_order = not self.order.dynamic
-        order_key = self.order.key
-        book = self.reservations.by_pool
-        cordoned = self.cordoned_mask
         stats = self.stats
         per_tenant = self.config.max_jobs_per_tenant_per_pass
         examined_by_tenant = p.examined_by_tenant
 
-        def skip(jobs: list[Job], popped: bool) -> bool:
+        def skip(jobs: list[Job]) -> bool:
             head = jobs[0]  # every job of a list has its programme and class
             if examined_by_tenant.get(head.tenant, 0) >= per_tenant:
                 return True
             if not may_idle or (p.may_preempt and p.preemption_attempts_left):
                 return False
             cls = classes[head.eligibility_class]
-            if backfill:
-                claimable = cls.pool_mask & ~(p.claimed_mask | cordoned)
-                # Only once the head is up: holders ahead of it have been examined.
-                if claimable and popped and static_order and book:
-                    key = order_key(head)
-                    for i, held in book.items():
-                        if claimable >> i & 1 and order_key(held.holder) < key:
-                            claimable &= ~(1 << i)
-                if claimable:
-                    return False
+            if backfill and cls.pool_mask & ~p.claimed_mask:
+                return False
             usable = cls.pool_mask & p.open_mask
             fit = self._fit(p, cls, usable) if usable else 0
             if queue.smallest_gang((head.tenant, head.eligibility_class)) <= fit:
