@@ -292,8 +292,16 @@ class Scheduler:
         if not p.may_preempt:
             consider.mask &= p.open_mask
         if dirty or p.strict:
+            # Before the heap only where the skip can fire from the start: no preemption
+            # can open pools, and no backfill claim is open (none is made yet).
+            early = not (self.policy.backfill or p.strict or p.may_preempt)
             candidates = in_order(
-                self.queue, self.order, self.eligibility.classes, consider, self._skip_list(p)
+                self.queue,
+                self.order,
+                self.eligibility.classes,
+                consider,
+                self._skip_list(p),
+                skip_before_heap=early,
             )
         else:
             # Nothing freed: only the arrivals can start (the rest did not fit before).
