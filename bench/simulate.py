@@ -345,7 +345,7 @@ def print_policies(title: str, rows: list[dict], sim_target: float) -> None:
         ok_rss = verdict(row["peak_rss_mb"], TARGETS["rss_mb"])
         print(
             f"{row['policy']:<28}{row['sim_s']:>8.1f}{row['sim_cpu_s']:>8.1f}"
-            f"{row['jobs_per_s']:>10,.0f}{row['peak_rss_mb']:>9,.0f}{row['bare_loop_s']:>8.2f}"
+            f"{row['jobs_per_s']:>10,.0f}{row['peak_rss_mb']:>9,.0f}{row['bare_loop_cpu_s']:>8.2f}"
             f"{row['ratio_to_bare']:>8.0f}{row['utilization']:>7.1%}{row['preemptions']:>9,}"
             f"{row['violations']:>6}  time {ok_time}, RSS {ok_rss}"
         )

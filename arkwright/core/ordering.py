@@ -69,15 +69,23 @@ def in_order(
     classes: list[EligibilityClass],
     consider: ListFilter,
     skip_list: Callable[[list[Job]], bool] | None = None,
+    skip_before_heap: bool = False,
 ) -> Iterator[Job]:
     """Queued jobs in policy order, skipping whole lists whose pools aren't considered
-    (and, where `skip_list` says so, lists none of whose jobs could do anything)."""
+    (and, where `skip_list` says so, lists none of whose jobs could do anything).
+
+    With `skip_before_heap`, `skip_list` is asked before a list enters the heap as well
+    as when its head comes up: the caller says so when the reasons it gives hold for the
+    rest of the pass (room only shrinks and per-programme counts only grow while no
+    preemption can open pools), so a list that can do nothing costs no heap work."""
     share = order.share
     dynamic = order.dynamic
     heap: list[tuple[OrderKey, int, list[Job], int]] = []
     mask = consider.mask
     for n, ((tenant, cls_index), jobs) in enumerate(queue.lists.items()):
         if jobs and classes[cls_index].pool_mask & mask:
+            if skip_before_heap and skip_list is not None and skip_list(jobs):
+                continue
             head = jobs[0]
             heap.append(((-head.priority, share(tenant), head.submit_time, head.seq), n, jobs, 0))
     heapq.heapify(heap)

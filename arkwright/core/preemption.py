@@ -27,10 +27,17 @@ from typing import TYPE_CHECKING
 
 from arkwright.core.decisions import Preempt
 from arkwright.core.eligibility import EligibilityClass
-from arkwright.core.gang import can_ever_hold, shape_on, suitable_nodes, walk_until_fits
+from arkwright.core.gang import (
+    GangShape,
+    can_ever_hold,
+    shape_on,
+    suitable_nodes,
+    walk_until_fits,
+)
 from arkwright.core.job import Job, PriorityClass
 from arkwright.core.ordering import ListFilter
 from arkwright.core.pass_state import PassState
+from arkwright.core.pool_state import PoolState
 from arkwright.core.usage_history import UsageHistory
 
 if TYPE_CHECKING:
@@ -61,6 +68,43 @@ def victim_order(
     return (loss, victim.priority, -borrowed, -victim.seq)
 
 
+def fill_back(state: PoolState, shape: GangShape, chosen: list[Job]) -> list[Job]:
+    """Keep only the victims the gang needs (Kueue's fill-back): the walk in victim order
+    stops at the first victim whose release makes the gang fit, but victims walked on the
+    way may sit on nodes the gang will not use. Try sparing each, dearest first (the
+    list is cheapest first); a victim stays only if the gang no longer fits without it.
+    Every victim left then frees GPUs on a node the gang takes.
+
+    Free GPUs per node and the count of suitable nodes are kept as victims are spared,
+    so this costs O(nodes the victims hold), not a re-count per victim (a reclaim for a
+    large gang can walk hundreds of small jobs)."""
+    threshold = shape.threshold
+    node_free = state.node_free
+    freed: dict[int, int] = {}
+    for victim in chosen:
+        for node, gpus in victim.allocation:
+            freed[node] = freed.get(node, node_free[node]) + gpus
+    suitable = suitable_nodes(state, shape) + sum(
+        1 for node, free in freed.items() if free >= threshold > node_free[node]
+    )
+    spared: set[int] = set()
+    for index in range(len(chosen) - 2, -1, -1):  # the last one is what made it fit
+        victim = chosen[index]
+        lost = 0
+        for node, gpus in victim.allocation:
+            before = freed[node]
+            freed[node] = before - gpus
+            if before >= threshold > before - gpus:
+                lost += 1
+        if suitable - lost >= shape.need:
+            suitable -= lost
+            spared.add(index)
+        else:
+            for node, gpus in victim.allocation:
+                freed[node] += gpus
+    return [v for i, v in enumerate(chosen) if i not in spared]
+
+
 class Preemptor:
     def __init__(self, scheduler: Scheduler) -> None:
         self._s = scheduler
@@ -78,7 +122,7 @@ class Preemptor:
         return s.usage_gpus.get(job.tenant, 0) + job.gpus <= s.nominal_gpus[job.tenant]
 
     def _entitled_share(self, tenant: str) -> float:
-        return self._s.nominal_gpus[tenant] / self._s.fleet.total_gpus
+        return self._s.nominal_shares[tenant]
 
     def _borrowing(self, tenant: str) -> bool:
         """Above its entitlement now by more than the hysteresis, and over the recent past."""
@@ -111,10 +155,10 @@ class Preemptor:
         and waited long enough."""
         s = self._s
         use = s.usage_gpus.get(job.tenant, 0)
-        return (
-            self.entitled(job)
+        return (  # the wait first: it rules out every fresh arrival at once
+            now - job.submit_time >= self.reclaim_after_s
+            and self.entitled(job)
             and use <= s.nominal_gpus[job.tenant] * (1 - self.hysteresis)
-            and now - job.submit_time >= self.reclaim_after_s
             and self._behind(job.tenant)
         )
 
@@ -181,7 +225,7 @@ class Preemptor:
             index, _ = walk_until_fits(state, shape, victims, suitable_nodes(state, shape))
             if index < 0:
                 continue
-            chosen = victims[: index + 1]
+            chosen = fill_back(state, shape, victims[: index + 1])
             cost = sum(work_lost_if_preempted(v, now) * v.allocated_gpus for v in chosen)
             if best is None or cost < best[0]:
                 best = (cost, i, chosen)

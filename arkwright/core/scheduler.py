@@ -70,6 +70,7 @@ class Scheduler:
         self.usage_gpus = self.runs.usage_gpus
         self.weights: dict[str, float] = {t.name: t.weight for t in fleet.tenants}
         self.nominal_gpus: dict[str, float] = {}
+        self.nominal_shares: dict[str, float] = {}
         self.cordoned_mask = 0
         self.ledger = BudgetLedger(dict(config.budgets)) if config.budgets else None
         self.stats = PassStats()
@@ -291,8 +292,16 @@ class Scheduler:
         if not p.may_preempt:
             consider.mask &= p.open_mask
         if dirty or p.strict:
+            # Before the heap only where the skip can fire from the start: no preemption
+            # can open pools, and no backfill claim is open (none is made yet).
+            early = not (self.policy.backfill or p.strict or p.may_preempt)
             candidates = in_order(
-                self.queue, self.order, self.eligibility.classes, consider, self._skip_list(p)
+                self.queue,
+                self.order,
+                self.eligibility.classes,
+                consider,
+                self._skip_list(p),
+                skip_before_heap=early,
             )
         else:
             # Nothing freed: only the arrivals can start (the rest did not fit before).
@@ -522,7 +531,10 @@ class Scheduler:
     def _recompute_nominal(self) -> None:
         """Each programme's entitled GPUs: the fleet split by weight (shares.py holds the one
         definition, which the service's views use too)."""
-        self.nominal_gpus = entitled_gpus(self.weights, self.fleet.total_gpus)
+        total = self.fleet.total_gpus  # a sum over pools: not per query
+        self.nominal_gpus = entitled_gpus(self.weights, total)
+        # Entitled fraction of the fleet, asked by every reclaim check.
+        self.nominal_shares = {name: gpus / total for name, gpus in self.nominal_gpus.items()}
 
     def check_invariants(self) -> None:
         """Full audit of GPU accounting and eligibility (tests; O(fleet + jobs))."""
