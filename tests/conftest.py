@@ -31,11 +31,27 @@ PARALLEL_SAFE = (
 SHARED_ANYWAY = ("tests/sbatch/test_against_slurm.py",)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook is registered later)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = item.nodeid.split("::")[0]
         if not path.startswith(PARALLEL_SAFE) or path.startswith(SHARED_ANYWAY):
             item.add_marker(pytest.mark.xdist_group("shared"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Under `--dist loadgroup`, stop at once if xdist did not group the shared tests: they
+    would run at the same time and wipe each other's database (a pytest upgrade once
+    broke this silently)."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    for item in session.items:
+        if item.get_closest_marker("xdist_group") and not item.nodeid.endswith("@shared"):
+            raise pytest.UsageError(
+                f"pytest-xdist did not group {item.nodeid} (pytest and pytest-xdist "
+                "versions out of step: see pyproject.toml)"
+            )
 
 
 @pytest.fixture(scope="session")
