@@ -98,6 +98,11 @@ def serve(
     if workers > 1:
         from arkwright.service.workers import fork_workers, listen
 
+        if config.url.startswith("sqlite"):
+            console.print(
+                "[yellow]note: on SQLite every process's writes wait for one file lock; "
+                "--workers spreads the API over cores best on PostgreSQL[/yellow]"
+            )
         prepare_database(config)  # once, before the workers open it
         try:
             sock = listen(host, port)
