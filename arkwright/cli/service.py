@@ -8,11 +8,16 @@ start in other working directories, where a relative path names nothing.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from arkwright.cli.base import admin_app, app, console, fail, fleet_or_exit, policy_or_exit
+
+if TYPE_CHECKING:
+    from arkwright.service.control import ControlPlane
 
 DATA_DIR = Path(os.environ.get("ARKWRIGHT_DATA", "arkwright-data"))
 
@@ -130,7 +135,7 @@ def serve(
             others.stop()
 
 
-def _serve(control, host: str, port: int, sock=None) -> None:
+def _serve(control: ControlPlane, host: str, port: int, sock: socket.socket | None = None) -> None:
     """Serve the API (and, unless it is an API worker, run the loop) until stopped: on
     `sock` when the port is shared with other processes."""
     import uvicorn
