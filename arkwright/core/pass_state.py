@@ -19,6 +19,11 @@ class PassState:
     new_jobs: set[Job] = field(default_factory=set)  # arrivals since the last pass
     blocked_mask: int = 0  # strict order: pools a blocked job waits for
     claimed_mask: int = 0  # backfill: pools whose reservation went to a job seen this pass
+    # Backfill: pools whose reservation is held by a job ahead of every job still to come
+    # this pass (found when a reserve() skipped them). Valid while keys keep their order:
+    # cleared when GPUs move under an ordering whose keys change with use (fair share).
+    held_ahead_mask: int = 0
+    keys_dynamic: bool = False
     # The largest gang that fits now, by usable pool mask (cleared whenever GPUs move).
     fit_by_mask: dict[int, int] = field(default_factory=dict)
     # (class, priority) -> the smallest gang a preemption search failed for.
@@ -28,6 +33,13 @@ class PassState:
     examined: int = 0
     examined_by_tenant: dict[str, int] = field(default_factory=dict)
     bound_hit: bool = False
+
+    def gpus_moved(self) -> None:
+        """A job started or was preempted: what fits changed, and under fair share so did
+        the order of the jobs still to come."""
+        self.fit_by_mask.clear()
+        if self.keys_dynamic:
+            self.held_ahead_mask = 0
 
 
 @dataclass(slots=True)

@@ -270,5 +270,5 @@ class Preemptor:
         for i in cls.pools:
             if s.pool_states[i].free_gpus and not s.cordoned_mask >> i & 1:
                 p.open_mask |= 1 << i
-        p.fit_by_mask.clear()
+        p.gpus_moved()
         return True

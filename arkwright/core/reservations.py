@@ -111,31 +111,37 @@ class ReservationBook:
 
     def reserve(
         self, job: Job, cls: EligibilityClass, unavailable_mask: int, now: float
-    ) -> int | None:
+    ) -> tuple[int | None, int]:
         """Give a blocked job the earliest reservation among the pools it may claim
-        (not `unavailable_mask`: claimed this pass or cordoned; not held by a job ahead)."""
+        (not `unavailable_mask`: claimed this pass or cordoned; not held by a job ahead).
+
+        Returns (the pool reserved or None, the pools passed over because a job ahead of
+        this one holds them): in a pass that meets jobs in order, those stay out of reach
+        of every later job too, so the pass need not ask again."""
         best: Reservation | None = None
         key = self._order_key(job)
         pools = self._pools
+        held_ahead = 0
         for i in cls.pools:
             if unavailable_mask >> i & 1 or not job.pool_mask >> i & 1:
                 continue
-            if not can_ever_hold(job, pools[i]):
-                continue
             current = self.by_pool.get(i)
             if current is not None and self._order_key(current.holder) < key:
+                held_ahead |= 1 << i
+                continue
+            if not can_ever_hold(job, pools[i]):
                 continue
             shadow, spare = self._plan(job, i, now)
             if best is None or shadow < best.shadow_time:
                 best = Reservation(job, i, shadow, spare)
         if best is None:
-            return None
+            return None, held_ahead
         displaced = self.by_pool.get(best.pool)
         if displaced is not None:
             self.pool_of.pop(displaced.holder.job_id, None)
         self.by_pool[best.pool] = best
         self.pool_of[job.job_id] = best.pool
-        return best.pool
+        return best.pool, held_ahead
 
     # ----------------------------------------------------------------- internals
 

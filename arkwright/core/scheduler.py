@@ -343,10 +343,11 @@ class Scheduler:
                 held = self.reservations.pool_of.get(job.job_id)
                 if held is not None:
                     p.claimed_mask |= 1 << held
-                elif job.pool_mask & ~p.claimed_mask:
-                    pool = self.reservations.reserve(
-                        job, cls, p.claimed_mask | self.cordoned_mask, now
+                elif job.pool_mask & ~(p.claimed_mask | p.held_ahead_mask | self.cordoned_mask):
+                    pool, held_ahead = self.reservations.reserve(
+                        job, cls, p.claimed_mask | p.held_ahead_mask | self.cordoned_mask, now
                     )
+                    p.held_ahead_mask |= held_ahead
                     if pool is not None:
                         p.claimed_mask |= 1 << pool
         # 9. Victims rejoin the queue only now, so the pass's list cursors stay valid.
@@ -365,6 +366,7 @@ class Scheduler:
             if state.free_gpus:
                 open_mask |= 1 << i
         p = PassState(now, full, open_mask & ~self.cordoned_mask, self.policy.strict)
+        p.keys_dynamic = self.order.dynamic
         if self.preemptor is not None:
             attempts = self.config.max_preemption_attempts_per_pass
             p.preemption_attempts_left = attempts
@@ -390,6 +392,7 @@ class Scheduler:
         stats = self.stats
         per_tenant = self.config.max_jobs_per_tenant_per_pass
         examined_by_tenant = p.examined_by_tenant
+        cordoned = self.cordoned_mask
 
         def skip(jobs: list[Job]) -> bool:
             head = jobs[0]  # every job of a list has its programme and class
@@ -398,8 +401,8 @@ class Scheduler:
             if not may_idle or (p.may_preempt and p.preemption_attempts_left):
                 return False
             cls = classes[head.eligibility_class]
-            if backfill and cls.pool_mask & ~p.claimed_mask:
-                return False
+            if backfill and cls.pool_mask & ~(p.claimed_mask | p.held_ahead_mask | cordoned):
+                return False  # its head may still claim a reservation
             usable = cls.pool_mask & p.open_mask
             fit = self._fit(p, cls, usable) if usable else 0
             if queue.smallest_gang((head.tenant, head.eligibility_class)) <= fit:
@@ -448,7 +451,7 @@ class Scheduler:
         p.decisions.append(self.start_on(job, pool_index, p.now))
         if not self.pool_states[pool_index].free_gpus:
             p.open_mask &= ~(1 << pool_index)
-        p.fit_by_mask.clear()
+        p.gpus_moved()
         return True
 
     def _reject_queued(self, job: Job, cls: EligibilityClass, now: float) -> Reject:
