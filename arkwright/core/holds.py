@@ -1,9 +1,11 @@
 """Holds: accepted jobs that wait outside the queue, and what lets them in.
 
-A job waits here while its dependency (core/dependencies.py) is unmet, or while its
-array's throttle (core/arrays.py) is full. Holding them outside the queue keeps a pass's
-work independent of how many such jobs there are: they are touched only when a job they
-name starts or ends, or a task of their array ends.
+A job waits here while its dependency (core/dependencies.py) is unmet, while its
+array's throttle (core/arrays.py) is full, or while carbon deferral (core/carbon.py) has
+it wait for a cleaner hour, until the time that answer can next change. Holding them
+outside the queue keeps a pass's work independent of how many such jobs there are: they
+are touched only when a job they name starts or ends, a task of their array ends, or
+their carbon wait is up.
 
 What the driver should show (Slurm's reason names) comes back as `Held` decisions with
 the next pass; a job the core ends itself (--kill-on-invalid-dep) as `Cancelled`.
@@ -11,6 +13,7 @@ the next pass; a job the core ends itself (--kill-on-invalid-dep) as `Cancelled`
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -34,6 +37,7 @@ DEPENDENCY = "Dependency"
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 ARRAY_LIMIT = "JobArrayTaskLimit"
 BEGIN_TIME = "BeginTime"  # deferred by the driver (a retry's backoff), as Slurm's --begin
+CARBON = "CarbonDeferral"  # waiting for a cleaner hour (not a Slurm reason: Arkwright's own)
 
 
 class Holds:
@@ -46,6 +50,11 @@ class Holds:
         self._after_pass: list[tuple[str, str]] = []  # settled by starts, due after the pass
         self._live_by_owner_name: dict[str, dict[str, Job]] = {}  # for `singleton`
         self._recent_endings: OrderedDict[str, Ended] = OrderedDict()
+        # Carbon waits: (when to look again, seq, job); a cancelled job's entry is dropped
+        # when it comes up. `_carbon_said`: jobs whose wait the driver was told of, told
+        # again only when the wait ends without a start (a start clears the reason).
+        self._carbon_waits: list[tuple[float, int, Job]] = []
+        self._carbon_said: set[str] = set()
 
     def take_notices(self) -> list[Decision]:
         notices, self._notices = self._notices, []
@@ -78,8 +87,44 @@ class Holds:
     def started(self, job: Job) -> None:
         """A job started (always inside a pass): jobs waiting on its start (`after:`) are
         settled once the pass is over, so the pass's queue cursors stay valid."""
+        self._carbon_said.discard(job.job_id)
         if self.dependencies.dependents(job.job_id):
             self._after_pass += self.dependencies.parent_moved(job.job_id, True, None)
+
+    def carbon_wait(self, job: Job, until: float, now: float) -> None:
+        """A queued job (the caller took it out of the queue) waits for a cleaner hour."""
+        first = job.job_id not in self._carbon_said
+        held = self._hold(job, CARBON, now)
+        heapq.heappush(self._carbon_waits, (until, job.seq, job))
+        if first:
+            self._carbon_said.add(job.job_id)
+            self._notices.append(held)
+
+    def carbon_due(self, now: float) -> None:
+        """Jobs whose carbon wait is up are asked again: they wait on, or go back into
+        the queue (told, so that the driver stops showing the reason)."""
+        waits = self._carbon_waits
+        s = self._s
+        carbon = s.carbon
+        while waits and waits[0][0] <= now:
+            job = heapq.heappop(waits)[2]
+            if job.held != CARBON:
+                continue  # cancelled while it waited
+            cls = s.eligibility.classes[job.eligibility_class]
+            until = carbon.defer_until(job, cls, s.speeds(job.job_type), now) if carbon else None
+            if until is not None:
+                heapq.heappush(waits, (until, job.seq, job))
+                continue
+            job.held = ""
+            self.count -= 1
+            self.carbon_over(job, now)
+            s._enqueue(job)
+
+    def carbon_over(self, job: Job, now: float) -> None:
+        """A job that waited for a cleaner hour no longer does (it may still not fit)."""
+        if job.job_id in self._carbon_said:
+            self._carbon_said.discard(job.job_id)
+            self._notices.append(Held(job, "", now))
 
     def pass_over(self, now: float) -> None:
         if self._after_pass:
@@ -90,6 +135,8 @@ class Holds:
         """A held job is leaving (cancelled): drop it from whatever holds it."""
         if job.held == ARRAY_LIMIT:
             self.arrays.remove(job)
+        elif job.held == CARBON:
+            self._carbon_said.discard(job.job_id)  # its wait entry is dropped when due
         elif job.held != BEGIN_TIME:
             self.dependencies.remove(job.job_id)
         job.held = ""

@@ -105,8 +105,9 @@ def in_order(
                 push(heap, (fresh, n, jobs, i))
                 continue
         yield job
-        # A started job has left its list, so the same index now holds the next one.
-        nxt = i if job.state is not JobState.PENDING else i + 1
+        # A job that started, or went to wait outside the queue, has left its list, so
+        # the same index now holds the next one.
+        nxt = i if job.state is not JobState.PENDING or job.held else i + 1
         if nxt < len(jobs):
             head = jobs[nxt]
             push(

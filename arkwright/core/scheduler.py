@@ -27,7 +27,7 @@ from arkwright.core.eligibility import EligibilityClass, EligibilityIndex
 from arkwright.core.estimate import earliest_start
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import shape_on
-from arkwright.core.holds import BEGIN_TIME, Holds
+from arkwright.core.holds import BEGIN_TIME, CARBON, Holds
 from arkwright.core.job import Job, JobState
 from arkwright.core.ordering import FairShareOrder, ListFilter, PriorityOrder, in_order
 from arkwright.core.pass_state import PassState, PassStats
@@ -213,7 +213,10 @@ class Scheduler:
 
     def cancel(self, job_id: str, now: float) -> Job:
         job = self.jobs.pop(job_id)
-        was_active = not job.held
+        # A job that was in the queue holds its array slot, even while it waits outside
+        # it (a retry's backoff, a carbon wait); one held by its dependency or its array's
+        # throttle never took one.
+        was_active = job.held in ("", BEGIN_TIME, CARBON)
         if job.state is JobState.RUNNING:
             self._release(job, now)
         elif job.held:
@@ -279,6 +282,8 @@ class Scheduler:
         # 1. What changed since the last pass decides what this pass looks at.
         dirty = self._all_mask if full else self._dirty_mask
         trigger = dirty | self._new_mask
+        if self.carbon is not None:
+            self.holds.carbon_due(now)  # their wait is up: they come back as arrivals
         new_jobs = self._new_jobs
         self._dirty_mask = self._new_mask = 0
         self._new_jobs = []
@@ -424,7 +429,8 @@ class Scheduler:
         return fit
 
     def _try_to_start(self, p: PassState, job: Job, cls: EligibilityClass) -> bool | None:
-        """True: started. False: could not. None: rejected over budget or held for budget."""
+        """True: started. False: could not. None: rejected over budget, held for budget,
+        or waiting for a cleaner hour."""
         usable = job.pool_mask & p.open_mask & ~p.blocked_mask
         if not usable:
             return False
@@ -437,13 +443,18 @@ class Scheduler:
             if self.config.over_budget is OverBudget.REJECT:
                 p.decisions.append(self._reject_queued(job, cls, p.now))
             return None
+        if self.carbon is not None and job.flexible:
+            # Waiting for a cleaner hour is the job's own begin time: it leaves the queue
+            # until the answer can change, so it holds no reservation, preempts no one
+            # and blocks no one (fifo) meanwhile, and costs later passes nothing.
+            until = self.carbon.defer_until(job, cls, self.speeds(job.job_type), p.now)
+            if until is not None:
+                self.queue.remove(job)
+                self.reservations.drop(job)
+                self.holds.carbon_wait(job, until, p.now)
+                return None
+            self.holds.carbon_over(job, p.now)
         if job.fit_size > fit:
-            return False
-        if (
-            self.carbon is not None
-            and job.flexible
-            and self.carbon.defer(job, cls, self.speeds(job.job_type), p.now)
-        ):
             return False
         pool_index = choose_pool(self, job, cls, usable, p.now)
         if pool_index is None:
