@@ -91,14 +91,15 @@ class ArrayThrottle:
 
     def remove(self, job: Job) -> None:
         """A waiting task was cancelled."""
-        waiting = self._waiting.get(job.array_id or "")
+        array = job.array_id or ""
+        waiting = self._waiting.get(array)
         if waiting is not None:
             try:
                 waiting.remove(job)
             except ValueError:
                 return
             if not waiting:
-                del self._waiting[job.array_id]
+                del self._waiting[array]
 
     def active(self, array: str) -> int:
         return self._active.get(array, 0)

@@ -102,16 +102,16 @@ class EligibilityIndex:
         if found is not None:
             return found
         tenant_spec = self._fleet.tenant(tenant)
-        pools = tuple(
+        eligible = tuple(
             p.index
             for p in self._fleet.pools
             if is_eligible(p, tenant_spec, policy, gpu_types, sites, pools)
         )
         mask = 0
-        for i in pools:
+        for i in eligible:
             mask |= 1 << i
-        largest = max((self._fleet.pools[i].gpus for i in pools), default=0)
-        cls = EligibilityClass(len(self.classes), key, pools, mask, largest)
+        largest = max((self._fleet.pools[i].gpus for i in eligible), default=0)
+        cls = EligibilityClass(len(self.classes), key, eligible, mask, largest)
         self._by_key[key] = cls
         self.classes.append(cls)
         return cls
