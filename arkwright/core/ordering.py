@@ -21,6 +21,9 @@ from arkwright.core.queue import JobQueue
 
 OrderKey = tuple[int, float, float, int]
 
+SKIP_LIST = -1  # `room_for`: nothing in this list can do anything in this pass
+NO_LIMIT = 1 << 62  # `room_for`: any job of this list may act, whatever its size
+
 
 class PriorityOrder:
     """Priority class, then first come first served."""
@@ -68,13 +71,17 @@ def in_order(
     order: QueueOrder,
     classes: list[EligibilityClass],
     consider: ListFilter,
-    skip_list: Callable[[list[Job]], bool] | None = None,
+    room_for: Callable[[list[Job]], int] | None = None,
     skip_before_heap: bool = False,
 ) -> Iterator[Job]:
-    """Queued jobs in policy order, skipping whole lists whose pools aren't considered
-    (and, where `skip_list` says so, lists none of whose jobs could do anything).
+    """Queued jobs in policy order, skipping whole lists whose pools aren't considered.
 
-    With `skip_before_heap`, `skip_list` is asked before a list enters the heap as well
+    `room_for(list)`, asked when a list's head comes up, says what of the list could do
+    anything in this pass now: SKIP_LIST (nothing), NO_LIMIT (any job), or a gang size:
+    jobs needing more than that on one node can neither start nor do anything else, so
+    they are passed over in a tight loop instead of being examined one by one.
+
+    With `skip_before_heap`, `room_for` is asked before a list enters the heap as well
     as when its head comes up: the caller says so when the reasons it gives hold for the
     rest of the pass (room only shrinks and per-programme counts only grow while no
     preemption can open pools), so a list that can do nothing costs no heap work."""
@@ -84,7 +91,7 @@ def in_order(
     mask = consider.mask
     for n, ((tenant, cls_index), jobs) in enumerate(queue.lists.items()):
         if jobs and classes[cls_index].pool_mask & mask:
-            if skip_before_heap and skip_list is not None and skip_list(jobs):
+            if skip_before_heap and room_for is not None and room_for(jobs) < 0:
                 continue
             head = jobs[0]
             heap.append(((-head.priority, share(tenant), head.submit_time, head.seq), n, jobs, 0))
@@ -97,8 +104,20 @@ def in_order(
         job = jobs[i]
         if not classes[job.eligibility_class].pool_mask & consider.mask:
             continue
-        if skip_list is not None and skip_list(jobs):
-            continue
+        if room_for is not None:
+            room = room_for(jobs)
+            if room < 0:
+                continue
+            if job.fit_size > room:
+                nxt = i + 1
+                end = len(jobs)
+                while nxt < end and jobs[nxt].fit_size > room:
+                    nxt += 1
+                if nxt < end:
+                    head = jobs[nxt]
+                    key = (-head.priority, share(head.tenant), head.submit_time, head.seq)
+                    push(heap, (key, n, jobs, nxt))
+                continue
         if dynamic:
             fresh = (-job.priority, share(job.tenant), job.submit_time, job.seq)
             if fresh > key:

@@ -29,7 +29,14 @@ from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import shape_on
 from arkwright.core.holds import BEGIN_TIME, CARBON, Holds
 from arkwright.core.job import Job, JobState
-from arkwright.core.ordering import FairShareOrder, ListFilter, PriorityOrder, in_order
+from arkwright.core.ordering import (
+    NO_LIMIT,
+    SKIP_LIST,
+    FairShareOrder,
+    ListFilter,
+    PriorityOrder,
+    in_order,
+)
 from arkwright.core.pass_state import PassState, PassStats
 from arkwright.core.placement import placement_for
 from arkwright.core.policy import PolicySpec
@@ -305,7 +312,7 @@ class Scheduler:
                 self.order,
                 self.eligibility.classes,
                 consider,
-                self._skip_list(p),
+                self._list_room(p),
                 skip_before_heap=early,
             )
         else:
@@ -383,11 +390,12 @@ class Scheduler:
             )
         return p
 
-    def _skip_list(self, p: PassState):
-        """A whole (programme, class) list is passed over when its programme has had its
-        turn this pass (the per-programme bound), or when none of its jobs could start,
-        claim a reservation, preempt or be rejected in this pass: its smallest gang is
-        larger than anything that fits on its class's open pools."""
+    def _list_room(self, p: PassState):
+        """What of a (programme, class) list could act in this pass (`ordering.in_order`
+        asks when the list's head comes up). Nothing, when its programme has had its turn
+        (the per-programme bound) or its smallest gang is larger than anything that fits
+        on its class's open pools; otherwise, when no job of it could claim a reservation,
+        preempt or be rejected, only jobs that fit in that room; else any job."""
         may_idle = not p.strict and not (
             self.ledger is not None and self.config.over_budget is OverBudget.REJECT
         )
@@ -399,23 +407,23 @@ class Scheduler:
         examined_by_tenant = p.examined_by_tenant
         cordoned = self.cordoned_mask
 
-        def skip(jobs: list[Job]) -> bool:
+        def room(jobs: list[Job]) -> int:
             head = jobs[0]  # every job of a list has its programme and class
             if examined_by_tenant.get(head.tenant, 0) >= per_tenant:
-                return True
+                return SKIP_LIST
             if not may_idle or (p.may_preempt and p.preemption_attempts_left):
-                return False
+                return NO_LIMIT
             cls = classes[head.eligibility_class]
             if backfill and cls.pool_mask & ~(p.claimed_mask | p.held_ahead_mask | cordoned):
-                return False  # its head may still claim a reservation
+                return NO_LIMIT  # a job of it may still claim a reservation
             usable = cls.pool_mask & p.open_mask
             fit = self._fit(p, cls, usable) if usable else 0
             if queue.smallest_gang((head.tenant, head.eligibility_class)) <= fit:
-                return False
+                return fit
             stats.lists_skipped += 1
-            return True
+            return SKIP_LIST
 
-        return skip
+        return room
 
     def _fit(self, p: PassState, cls: EligibilityClass, usable: int) -> int:
         fit = p.fit_by_mask.get(usable)
