@@ -47,7 +47,9 @@ class ReservationBook:
         self._order_key = order_key
         self.by_pool: dict[int, Reservation] = {}
         self.pool_of: dict[str, int] = {}  # holder's job id -> pool
-        self._shadows = [ShadowIndex(state) for state in pool_states]
+        self._shadows = [
+            ShadowIndex(state, running.by_end[i]) for i, state in enumerate(pool_states)
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.by_pool)

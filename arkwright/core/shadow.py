@@ -25,27 +25,46 @@ _LAST = math.inf
 
 
 class ShadowIndex:
-    __slots__ = ("_entries", "_jobs_on", "_lists", "_pending", "_state")
+    """Built on the first question, not before: a pool nobody asks about (no backfill,
+    no estimate) costs its starts and finishes nothing."""
 
-    def __init__(self, state: PoolState) -> None:
+    __slots__ = ("_entries", "_jobs_on", "_lists", "_pending", "_running", "_state")
+
+    def __init__(self, state: PoolState, running: list[Job]) -> None:
         self._state = state
-        # Per node, its running jobs' (end, seq, gpus there), in end order.
-        self._jobs_on: list[list[tuple[float, int, int]]] = [[] for _ in range(state.nodes)]
+        self._running = running  # the pool's running jobs by (expected end, seq), shared
+        # Per node, its running jobs' (end, seq, gpus there), in end order; None until
+        # the first question.
+        self._jobs_on: list[list[tuple[float, int, int]]] | None = None
         self._lists: dict[int, list[tuple[float, int, int]]] = {}  # T -> sorted keys
         self._entries: dict[int, list[tuple[float, int, int]]] = {}  # T -> key by node
         self._pending: dict[int, set[int]] = {}  # T -> nodes to re-key
 
+    def _build(self) -> list[list[tuple[float, int, int]]]:
+        jobs_on: list[list[tuple[float, int, int]]] = [[] for _ in range(self._state.nodes)]
+        for job in self._running:  # in end order, so every node's list comes out sorted
+            for node, gpus in job.allocation:
+                jobs_on[node].append((job.expected_end, job.seq, gpus))
+        self._jobs_on = jobs_on
+        return jobs_on
+
     def started(self, job: Job) -> None:
+        jobs_on = self._jobs_on
+        if jobs_on is None:
+            return
         key = (job.expected_end, job.seq)
         for node, gpus in job.allocation:
-            insort(self._jobs_on[node], (*key, gpus))
+            insort(jobs_on[node], (*key, gpus))
         self._touch(job)
 
     def ended(self, job: Job) -> None:
         """Call while `job.allocation` still names its nodes."""
+        jobs_on = self._jobs_on
+        if jobs_on is None:
+            return
         key = (job.expected_end, job.seq)
         for node, _ in job.allocation:
-            on_node = self._jobs_on[node]
+            on_node = jobs_on[node]
             del on_node[bisect_left(on_node, key)]
         self._touch(job)
 
@@ -58,6 +77,8 @@ class ShadowIndex:
         """(end of the job whose release makes the gang fit: -inf if it fits now, inf if
         never; nodes suitable at that point)."""
         threshold, need = shape.threshold, shape.need
+        if self._jobs_on is None:
+            self._build()
         keys = self._keys(threshold)
         if need > len(keys):
             return math.inf, len(keys)
@@ -90,7 +111,9 @@ class ShadowIndex:
         free = self._state.node_free[node]
         if free >= threshold:
             return (*_NOW, node)
-        for end, seq, gpus in self._jobs_on[node]:
+        jobs_on = self._jobs_on
+        assert jobs_on is not None  # built by the question that led here
+        for end, seq, gpus in jobs_on[node]:
             free += gpus
             if free >= threshold:
                 return (end, seq, node)
