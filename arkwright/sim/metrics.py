@@ -22,7 +22,8 @@ class CarbonClock:
         self.flat = site.carbon_g_per_kwh
         self.hourly = site.carbon_hourly
         if self.hourly is not None:
-            self.cumulative = np.concatenate([[0.0], np.cumsum(self.hourly)])
+            # Plain floats: indexing a NumPy array per run segment costs more than the sum.
+            self.cumulative = np.concatenate([[0.0], np.cumsum(self.hourly)]).tolist()
             self.cycle_hours = float(len(self.hourly))
             self.cycle_total = float(self.cumulative[-1])
 
@@ -57,10 +58,12 @@ class Recorder:
         self.fleet = fleet
         self.clocks = {s.name: CarbonClock(s) for s in fleet.sites}
         n = len(fleet.pools)
-        self.busy_gpu_s = np.zeros(n)
-        self.energy_kwh = np.zeros(n)
-        self.carbon_g = np.zeros(n)
-        self.cost_gbp = np.zeros(n)
+        # Per-pool totals as plain lists while the run goes on (a NumPy element update
+        # costs several times a list's, once per start and finish); arrays in `summary`.
+        self.busy_gpu_s = [0.0] * n
+        self.energy_kwh = [0.0] * n
+        self.carbon_g = [0.0] * n
+        self.cost_gbp = [0.0] * n
         self.tenants: dict[str, TenantTally] = {}
         self.waits: list[float] = []
         self.jcts: list[float] = []
@@ -75,12 +78,12 @@ class Recorder:
         self.rejections: Counter[str] = Counter()
         self.first_submit = float("inf")
         self.last_event = 0.0
-        self.busy_now = np.zeros(n)
+        self.busy_now = [0.0] * n
         # Utilisation is measured while demand is offered (first to last submission);
         # a short trace's long tail would otherwise hide how busy the fleet was.
         self.window = (0.0, 0.0)
-        self.busy_in_window = np.zeros(n)
-        self.timeline: list[np.ndarray] = []  # busy GPUs per pool, sampled hourly
+        self.busy_in_window = [0.0] * n
+        self.timeline: list[list[float]] = []  # busy GPUs per pool, sampled hourly
         self.busy_by_tenant_now: dict[str, float] = {}
         self.tenant_timeline: list[dict[str, float]] = []  # busy GPUs per programme, hourly
         self.timeline_start = 0.0
@@ -97,7 +100,7 @@ class Recorder:
             self.timeline_start = now - now % SAMPLE_S
         due = int((now - self.timeline_start) // SAMPLE_S) + 1
         while len(self.timeline) < due:
-            self.timeline.append(self.busy_now.copy())
+            self.timeline.append(self.busy_now.copy())  # a list's copy
             self.tenant_timeline.append(dict(self.busy_by_tenant_now))
 
     def submitted_job(self, job: Job) -> None:
@@ -175,6 +178,16 @@ class Recorder:
         self, *, unfinished: int, wall_time_s: float, events: int, policy: str, trace: str
     ) -> dict:
         fleet = self.fleet
+        busy_gpu_s, busy_in_window, energy_kwh, carbon_g, cost_gbp = (
+            np.array(totals, dtype=float)
+            for totals in (
+                self.busy_gpu_s,
+                self.busy_in_window,
+                self.energy_kwh,
+                self.carbon_g,
+                self.cost_gbp,
+            )
+        )
         start = 0.0 if self.first_submit == float("inf") else self.first_submit
         span = max(self.last_event - start, 1e-9)
         pool_gpus = np.array([p.gpus for p in fleet.pools], dtype=float)
@@ -182,10 +195,10 @@ class Recorder:
         window_s = self.window[1] - self.window[0]
         if window_s > 0:
             window_capacity = pool_gpus * window_s
-            busy_window = self.busy_in_window
+            busy_window = busy_in_window
         else:  # everything arrived at once: use the whole run
-            window_capacity, busy_window = capacity, self.busy_gpu_s
-        idle_gpu_s = np.maximum(capacity - self.busy_gpu_s, 0.0)
+            window_capacity, busy_window = capacity, busy_gpu_s
+        idle_gpu_s = np.maximum(capacity - busy_gpu_s, 0.0)
         idle_kwh = np.array(
             [
                 idle_gpu_s[p.index]
@@ -202,7 +215,7 @@ class Recorder:
         waits = np.array(self.waits) if self.waits else np.zeros(1)
         jcts = np.array(self.jcts) if self.jcts else np.zeros(1)
         slow = np.array(self.slowdowns) if self.slowdowns else np.zeros(1)
-        total_busy = float(self.busy_gpu_s.sum())
+        total_busy = float(busy_gpu_s.sum())
         weights = {t.name: t.weight for t in fleet.tenants}
         for name in self.tenants:
             weights.setdefault(name, 1.0)
@@ -232,10 +245,10 @@ class Recorder:
                 "gpus": p.gpus,
                 "gpu_model": p.gpu_model,
                 "utilization": float(busy_window[p.index] / window_capacity[p.index]),
-                "gpu_hours": float(self.busy_gpu_s[p.index] / 3600.0),
-                "energy_mwh": float((self.energy_kwh[p.index] + idle_kwh[p.index]) / 1000.0),
-                "carbon_tco2e": float((self.carbon_g[p.index] + idle_carbon[p.index]) / 1e6),
-                "cost_gbp": float(self.cost_gbp[p.index]),
+                "gpu_hours": float(busy_gpu_s[p.index] / 3600.0),
+                "energy_mwh": float((energy_kwh[p.index] + idle_kwh[p.index]) / 1000.0),
+                "carbon_tco2e": float((carbon_g[p.index] + idle_carbon[p.index]) / 1e6),
+                "cost_gbp": float(cost_gbp[p.index]),
             }
             for p in fleet.pools
         }
@@ -283,9 +296,9 @@ class Recorder:
             "mean_slowdown": float(slow.mean()),
             "preemptions": self.preemptions,
             "work_lost_gpu_hours": self.work_lost_gpu_s / 3600.0,
-            "energy_mwh": float((self.energy_kwh.sum() + idle_kwh.sum()) / 1000.0),
-            "carbon_tco2e": float((self.carbon_g.sum() + idle_carbon.sum()) / 1e6),
-            "cost_gbp": float(self.cost_gbp.sum()),
+            "energy_mwh": float((energy_kwh.sum() + idle_kwh.sum()) / 1000.0),
+            "carbon_tco2e": float((carbon_g.sum() + idle_carbon.sum()) / 1e6),
+            "cost_gbp": float(cost_gbp.sum()),
             "eligibility_violations": self.eligibility_violations,
             "makespan_s": span,
             "wall_time_s": wall_time_s,
