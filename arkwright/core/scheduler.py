@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from arkwright.core.admission import Admission
 from arkwright.core.audit import check_invariants
-from arkwright.core.budget import BudgetLedger, OverBudget
+from arkwright.core.budget import BudgetLedger
 from arkwright.core.carbon import CarbonDeferral
 from arkwright.core.config import SchedulerConfig
 from arkwright.core.decisions import Decision, Reject, Start
@@ -30,17 +30,13 @@ from arkwright.core.gang import shape_on
 from arkwright.core.holds import BEGIN_TIME, CARBON, Holds
 from arkwright.core.job import Job, JobState
 from arkwright.core.ordering import (
-    NO_LIMIT,
-    SKIP_LIST,
     FairShareOrder,
-    ListFilter,
     PriorityOrder,
-    in_order,
 )
-from arkwright.core.pass_state import PassState, PassStats
+from arkwright.core.pass_run import run_pass
+from arkwright.core.pass_state import PassStats
 from arkwright.core.placement import placement_for
 from arkwright.core.policy import PolicySpec
-from arkwright.core.pool_choice import choose_pool
 from arkwright.core.pool_state import Allocation, PoolState
 from arkwright.core.preemption import Preemptor, checkpointed
 from arkwright.core.queue import JobQueue
@@ -81,7 +77,7 @@ class Scheduler:
         self.cordoned_mask = 0
         self.ledger = BudgetLedger(dict(config.budgets)) if config.budgets else None
         self.stats = PassStats()
-        self._all_mask = (1 << len(fleet.pools)) - 1
+        self.all_pools_mask = (1 << len(fleet.pools)) - 1
         self._dirty_mask = 0  # pools that gained free GPUs since the last pass
         self._new_mask = 0  # pools eligible for jobs that arrived since the last pass
         self._new_jobs: list[Job] = []
@@ -279,208 +275,29 @@ class Scheduler:
             raise ValueError(f"weight for {tenant!r} must be a positive number, got {weight}")
         self.weights[tenant] = weight
         self._recompute_nominal()
-        self._dirty_mask = self._all_mask
+        self._dirty_mask = self.all_pools_mask
 
     # --------------------------------------------------------------- the pass
 
-    def schedule(self, now: float, full: bool = False) -> list[Decision]:
-        """One scheduling pass. `full` reconsiders every queued job (the periodic tick);
-        otherwise only jobs that new arrivals or freed GPUs could affect."""
-        # 1. What changed since the last pass decides what this pass looks at.
-        dirty = self._all_mask if full else self._dirty_mask
-        trigger = dirty | self._new_mask
-        if self.carbon is not None:
-            self.holds.carbon_due(now)  # their wait is up: they come back as arrivals
-        new_jobs = self._new_jobs
+    def take_changes(self, full: bool) -> tuple[int, int, list[Job]]:
+        """What changed since the last pass, forgotten as it is handed over: (pools that
+        gained free GPUs, every pool on a full pass; pools the arrivals may use; the
+        arrivals, re-queued victims and released holds among them)."""
+        dirty = self.all_pools_mask if full else self._dirty_mask
+        changes = (dirty, self._new_mask, self._new_jobs)
         self._dirty_mask = self._new_mask = 0
         self._new_jobs = []
-        notices = self.holds.take_notices()
-        if not self.queue.size or not trigger:
-            return notices
-        # 2. The pass's state: open pools, preemption budget.
-        p = self._begin_pass(now, full, new_jobs)
-        # 3. The candidates, in policy order.
-        consider = ListFilter(self._all_mask if p.strict else trigger)
-        if not p.may_preempt:
-            consider.mask &= p.open_mask
-        if dirty or p.strict:
-            # Before the heap only where the skip can fire from the start: no preemption
-            # can open pools, and no backfill claim is open (none is made yet).
-            early = not (self.policy.backfill or p.strict or p.may_preempt)
-            candidates = in_order(
-                self.queue,
-                self.order,
-                self.eligibility.classes,
-                consider,
-                self._list_room(p),
-                skip_before_heap=early,
-            )
-        else:
-            # Nothing freed: only the arrivals can start (the rest did not fit before).
-            candidates = iter(
-                sorted((j for j in new_jobs if j.state is JobState.PENDING), key=self.order.key)
-            )
-        config = self.config
-        per_tenant = config.max_jobs_per_tenant_per_pass
-        classes = self.eligibility.classes
-        for job in candidates:
-            # 4. Bounds: stop the pass, or pass over a programme that had its turn.
-            if p.examined >= config.max_jobs_per_pass:
-                p.bound_hit = True
-                break
-            seen = p.examined_by_tenant.get(job.tenant, 0)
-            if seen >= per_tenant:
-                continue
-            p.examined_by_tenant[job.tenant] = seen + 1
-            p.examined += 1
-            cls = classes[job.eligibility_class]
-            # 5. Start it if it fits somewhere it may go.
-            started = self._try_to_start(p, job, cls)
-            if started is None:
-                continue  # rejected over budget, or held
-            if started:
-                continue
-            # 6. Strict order: a blocked job blocks its pools for everyone behind it.
-            if p.strict:
-                p.blocked_mask |= cls.pool_mask
-                if p.blocked_mask & p.open_mask == p.open_mask:
-                    break
-                consider.mask &= ~p.blocked_mask
-                continue
-            # 7. Preempt for it, if the policy and the rules allow.
-            if self.preemptor is not None and self.preemptor.preempt_in_pass(p, job, cls, consider):
-                continue
-            # 8. Backfill: the first blocked job per pool holds a reservation.
-            if self.policy.backfill:
-                held = self.reservations.pool_of.get(job.job_id)
-                if held is not None:
-                    p.claimed_mask |= 1 << held
-                elif job.pool_mask & ~(p.claimed_mask | p.held_ahead_mask | self.cordoned_mask):
-                    pool, held_ahead = self.reservations.reserve(
-                        job, cls, p.claimed_mask | p.held_ahead_mask | self.cordoned_mask, now
-                    )
-                    p.held_ahead_mask |= held_ahead
-                    if pool is not None:
-                        p.claimed_mask |= 1 << pool
-        # 9. Victims rejoin the queue only now, so the pass's list cursors stay valid.
-        for victim in p.requeued:
-            self._enqueue(victim)
-        self.holds.pass_over(now)  # jobs that waited for a start (`after:`) join now
-        notices += self.holds.take_notices()
-        if p.bound_hit:
-            self._dirty_mask |= trigger  # continue in the next pass
-        self.stats.record(p)
-        return notices + p.decisions if notices else p.decisions
+        return changes
 
-    def _begin_pass(self, now: float, full: bool, new_jobs: list[Job]) -> PassState:
-        open_mask = 0
-        for i, state in enumerate(self.pool_states):
-            if state.free_gpus:
-                open_mask |= 1 << i
-        p = PassState(now, full, open_mask & ~self.cordoned_mask, self.policy.strict)
-        p.keys_dynamic = self.order.dynamic
-        if self.preemptor is not None:
-            attempts = self.config.max_preemption_attempts_per_pass
-            p.preemption_attempts_left = attempts
-            # Reclaim is retried on the periodic tick and tried for new arrivals; a pass
-            # after a finish only hands out the GPUs that were freed.
-            p.new_jobs = set(new_jobs) if attempts and not full else set()
-            p.may_preempt = (
-                attempts > 0 and (full or bool(p.new_jobs)) and self.runs.anyone_preemptible()
-            )
-        return p
+    def carry_over(self, pools_mask: int) -> None:
+        """A pass stopped at its bound: the next one looks at these pools again."""
+        self._dirty_mask |= pools_mask
 
-    def _list_room(self, p: PassState):
-        """What of a (programme, class) list could act in this pass (`ordering.in_order`
-        asks when the list's head comes up). Nothing, when its programme has had its turn
-        (the per-programme bound) or its smallest gang is larger than anything that fits
-        on its class's open pools; otherwise, when no job of it could claim a reservation,
-        preempt or be rejected, only jobs that fit in that room; else any job."""
-        may_idle = not p.strict and not (
-            self.ledger is not None and self.config.over_budget is OverBudget.REJECT
-        )
-        classes = self.eligibility.classes
-        queue = self.queue
-        backfill = self.policy.backfill
-        stats = self.stats
-        per_tenant = self.config.max_jobs_per_tenant_per_pass
-        examined_by_tenant = p.examined_by_tenant
-        cordoned = self.cordoned_mask
-
-        def room(jobs: list[Job]) -> int:
-            head = jobs[0]  # every job of a list has its programme and class
-            if examined_by_tenant.get(head.tenant, 0) >= per_tenant:
-                return SKIP_LIST
-            if not may_idle or (p.may_preempt and p.preemption_attempts_left):
-                return NO_LIMIT
-            cls = classes[head.eligibility_class]
-            if backfill and cls.pool_mask & ~(p.claimed_mask | p.held_ahead_mask | cordoned):
-                return NO_LIMIT  # a job of it may still claim a reservation
-            usable = cls.pool_mask & p.open_mask
-            fit = self._fit(p, cls, usable) if usable else 0
-            if queue.smallest_gang((head.tenant, head.eligibility_class)) <= fit:
-                return fit
-            stats.lists_skipped += 1
-            return SKIP_LIST
-
-        return room
-
-    def _fit(self, p: PassState, cls: EligibilityClass, usable: int) -> int:
-        fit = p.fit_by_mask.get(usable)
-        if fit is None:
-            fit = 0
-            states = self.pool_states
-            for i in cls.pools:
-                if usable >> i & 1:
-                    fit = max(fit, states[i].max_fit())
-            p.fit_by_mask[usable] = fit
-        return fit
-
-    def _try_to_start(self, p: PassState, job: Job, cls: EligibilityClass) -> bool | None:
-        """True: started. False: could not. None: rejected over budget, held for budget,
-        or waiting for a cleaner hour."""
-        usable = job.pool_mask & p.open_mask & ~p.blocked_mask
-        if not usable:
-            return False
-        fit = self._fit(p, cls, usable)
-        if self.ledger is not None and not self.ledger.ever_affordable(
-            job,
-            [self.fleet.pools[i] for i in cls.pools if job.pool_mask >> i & 1],
-            self.speeds(job.job_type),
-        ):
-            if self.config.over_budget is OverBudget.REJECT:
-                p.decisions.append(self._reject_queued(job, cls, p.now))
-            return None
-        if self.carbon is not None and job.flexible:
-            # Waiting for a cleaner hour is the job's own begin time: it leaves the queue
-            # until the answer can change, so it holds no reservation, preempts no one
-            # and blocks no one (fifo) meanwhile, and costs later passes nothing.
-            until = self.carbon.defer_until(job, cls, self.speeds(job.job_type), p.now)
-            if until is not None:
-                self.queue.remove(job)
-                self.reservations.drop(job)
-                self.holds.carbon_wait(job, until, p.now)
-                return None
-            self.holds.carbon_over(job, p.now)
-        if job.fit_size > fit:
-            return False
-        pool_index = choose_pool(self, job, cls, usable, p.now)
-        if pool_index is None:
-            return False
-        p.decisions.append(self.start_on(job, pool_index, p.now))
-        if not self.pool_states[pool_index].free_gpus:
-            p.open_mask &= ~(1 << pool_index)
-        p.gpus_moved()
-        return True
-
-    def _reject_queued(self, job: Job, cls: EligibilityClass, now: float) -> Reject:
-        reason = self.admission.never_affordable_reason(job, cls) or "over budget"
-        self.queue.remove(job)
-        self.reservations.drop(job)
-        del self.jobs[job.job_id]
-        job.state = JobState.REJECTED
-        self.holds.ended(job, Ended.FAILED, now, was_active=True)
-        return Reject(job, reason, now)
+    def schedule(self, now: float, full: bool = False) -> list[Decision]:
+        """One scheduling pass (`pass_run.run_pass`, in numbered steps). `full`
+        reconsiders every queued job (the periodic tick); otherwise only jobs that new
+        arrivals or freed GPUs could affect."""
+        return run_pass(self, now, full)
 
     def _enqueue(self, job: Job) -> None:
         self.queue.add(job)

@@ -123,3 +123,13 @@ def test_every_waiting_job_comes_back_and_nothing_is_lost(fleet, jobs, policy):
     assert summary["jobs_unfinished"] == 0
     assert summary["jobs_completed"] + summary["jobs_rejected"] == len(jobs)
     assert all(count >= 1 for count in started.values())
+
+
+def test_a_wait_that_is_up_starts_the_job_at_the_next_pass_whatever_triggered_it():
+    """The first pass after the wait is up may be any event's, not the periodic tick's:
+    the job comes back as an arrival and that pass starts it."""
+    sched = carbon_scheduler()
+    sched.submit(flexible("f"), 0.0)
+    sched.schedule(0.0)
+    starts = [d.job.job_id for d in sched.schedule(6 * 3600.0 + 10) if isinstance(d, Start)]
+    assert starts == ["f"]
