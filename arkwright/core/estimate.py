@@ -26,7 +26,7 @@ def earliest_start(s: Scheduler, job: Job, now: float) -> tuple[float | None, in
     mask = job.pool_mask if job.job_id in s.jobs else s.admission.usable_mask(job, cls)
     holding = s.reservations.pool_of.get(job.job_id)
     if holding is not None:
-        return max(s.reservations.by_pool[holding].shadow_time, now), holding
+        return max(s.reservations.shadow_time(holding, now), now), holding
     best: tuple[float, int | None] = (math.inf, None)
     for i in cls.pools:
         if not mask >> i & 1 or s.cordoned_mask >> i & 1:

@@ -35,6 +35,11 @@ def choose_pool(
         speed = speeds[i]
         if speed < slowest_allowed:
             continue
+        # Scored first: a pool that would not win needs no reservation check (the
+        # dearest step: a stale shadow time is replanned there).
+        score = placement.score(pool, state, speed, job, now)
+        if best is not None and not score < best:
+            continue
         reservation = book.by_pool.get(i) if book.by_pool else None
         if (
             reservation is not None
@@ -44,7 +49,5 @@ def choose_pool(
             continue
         if ledger is not None and not ledger.affordable_now(job, pool, speed):
             continue
-        score = placement.score(pool, state, speed, job, now)
-        if best is None or score < best:
-            best, best_pool = score, i
+        best, best_pool = score, i
     return best_pool

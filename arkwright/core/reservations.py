@@ -73,6 +73,13 @@ class ReservationBook:
             return True
         return self._nodes_consumed(job, pool) <= reservation.spare_nodes
 
+    def shadow_time(self, pool_index: int, now: float) -> float:
+        """When the pool's reservation holder is due to start (replanned if stale)."""
+        reservation = self.by_pool[pool_index]
+        if reservation.stale:
+            self._refresh(reservation, now)
+        return reservation.shadow_time
+
     def earliest_start(self, job: Job, pool_index: int, now: float) -> float:
         """When `job` could start on this pool if running jobs end at their time limits."""
         return self._plan(job, pool_index, now)[0]
