@@ -28,6 +28,11 @@ class SchedulerConfig:
     # jobs that could do nothing in the pass are skipped without counting.
     max_jobs_per_pass: int = 1000
     max_jobs_per_tenant_per_pass: int = 400
+    # A pass made for an event (an arrival, a finish) rather than the periodic tick looks
+    # at no more than this (as Slurm's event-triggered pass stops at default_queue_depth,
+    # 100, and leaves the deep look to its periodic backfill pass): the work per event
+    # stays bounded when the queue grows. The tick's full pass keeps max_jobs_per_pass.
+    max_jobs_per_event_pass: int = 100
     # Preemption that wastes little (preemption.py says why each exists).
     # Reclaim frees only the victims a gang needs (`preemption.fill_back`), about half as
     # many per reclaim as the plain walk; that buys a reclaim that starts sooner (a 1 h

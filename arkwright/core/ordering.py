@@ -13,7 +13,8 @@ refreshed lazily when popped rather than re-sorted.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Protocol
 
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job, JobState
@@ -56,6 +57,14 @@ class FairShareOrder:
 QueueOrder = PriorityOrder | FairShareOrder
 
 
+class ListGate(Protocol):
+    """What `in_order` asks of the pass about a list (see `in_order`)."""
+
+    def room(self, jobs: list[Job]) -> int: ...
+
+    def pass_over(self, jobs: list[Job], start: int, room: int) -> int: ...
+
+
 class ListFilter:
     """The pools a pass still considers; lists whose class has none are skipped. The
     pass narrows it as pools fill or block, and the iterator reads it live."""
@@ -71,17 +80,18 @@ def in_order(
     order: QueueOrder,
     classes: list[EligibilityClass],
     consider: ListFilter,
-    room_for: Callable[[list[Job]], int] | None = None,
+    gate: ListGate | None = None,
     skip_before_heap: bool = False,
 ) -> Iterator[Job]:
     """Queued jobs in policy order, skipping whole lists whose pools aren't considered.
 
-    `room_for(list)`, asked when a list's head comes up, says what of the list could do
+    `gate.room(list)`, asked when a list's head comes up, says what of the list could do
     anything in this pass now: SKIP_LIST (nothing), NO_LIMIT (any job), or a gang size:
     jobs needing more than that on one node can neither start nor do anything else, so
-    they are passed over in a tight loop instead of being examined one by one.
+    `gate.pass_over` passes them over in a tight loop (charging the pass's bounds as if
+    each had been examined) instead of their being examined one by one.
 
-    With `skip_before_heap`, `room_for` is asked before a list enters the heap as well
+    With `skip_before_heap`, the gate is asked before a list enters the heap as well
     as when its head comes up: the caller says so when the reasons it gives hold for the
     rest of the pass (room only shrinks and per-programme counts only grow while no
     preemption can open pools), so a list that can do nothing costs no heap work."""
@@ -91,7 +101,7 @@ def in_order(
     mask = consider.mask
     for n, ((tenant, cls_index), jobs) in enumerate(queue.lists.items()):
         if jobs and classes[cls_index].pool_mask & mask:
-            if skip_before_heap and room_for is not None and room_for(jobs) < 0:
+            if skip_before_heap and gate is not None and gate.room(jobs) < 0:
                 continue
             head = jobs[0]
             heap.append(((-head.priority, share(tenant), head.submit_time, head.seq), n, jobs, 0))
@@ -104,16 +114,13 @@ def in_order(
         job = jobs[i]
         if not classes[job.eligibility_class].pool_mask & consider.mask:
             continue
-        if room_for is not None:
-            room = room_for(jobs)
+        if gate is not None:
+            room = gate.room(jobs)
             if room < 0:
                 continue
             if job.fit_size > room:
-                nxt = i + 1
-                end = len(jobs)
-                while nxt < end and jobs[nxt].fit_size > room:
-                    nxt += 1
-                if nxt < end:
+                nxt = gate.pass_over(jobs, i, room)
+                if nxt < len(jobs):
                     head = jobs[nxt]
                     key = (-head.priority, share(head.tenant), head.submit_time, head.seq)
                     push(heap, (key, n, jobs, nxt))

@@ -8,7 +8,6 @@ reservation book, preemptor, carbon waits); this module owns only the pass's own
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from arkwright.core.budget import OverBudget
@@ -51,7 +50,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
             s.order,
             s.eligibility.classes,
             consider,
-            list_room(s, p),
+            ListGate(s, p),
             skip_before_heap=early,
         )
     else:
@@ -64,7 +63,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
     classes = s.eligibility.classes
     for job in candidates:
         # 4. Bounds: stop the pass, or pass over a programme that had its turn.
-        if p.examined >= config.max_jobs_per_pass:
+        if p.examined >= p.max_examined:
             p.bound_hit = True
             break
         seen = p.examined_by_tenant.get(job.tenant, 0)
@@ -119,6 +118,12 @@ def begin_pass(s: Scheduler, now: float, full: bool, new_jobs: list[Job]) -> Pas
             open_mask |= 1 << i
     p = PassState(now, full, open_mask & ~s.cordoned_mask, s.policy.strict)
     p.keys_dynamic = s.order.dynamic
+    config = s.config
+    p.max_examined = (
+        config.max_jobs_per_pass
+        if full
+        else min(config.max_jobs_per_pass, config.max_jobs_per_event_pass)
+    )
     if s.preemptor is not None:
         attempts = s.config.max_preemption_attempts_per_pass
         p.preemption_attempts_left = attempts
@@ -129,40 +134,63 @@ def begin_pass(s: Scheduler, now: float, full: bool, new_jobs: list[Job]) -> Pas
     return p
 
 
-def list_room(s: Scheduler, p: PassState) -> Callable[[list[Job]], int]:
+class ListGate:
     """What of a (programme, class) list could act in this pass (`ordering.in_order`
-    asks when the list's head comes up). Nothing, when its programme has had its turn
-    (the per-programme bound) or its smallest gang is larger than anything that fits
-    on its class's open pools; otherwise, when no job of it could claim a reservation,
-    preempt or be rejected, only jobs that fit in that room; else any job."""
-    may_idle = not p.strict and not (
-        s.ledger is not None and s.config.over_budget is OverBudget.REJECT
-    )
-    classes = s.eligibility.classes
-    queue = s.queue
-    backfill = s.policy.backfill
-    stats = s.stats
-    per_tenant = s.config.max_jobs_per_tenant_per_pass
-    examined_by_tenant = p.examined_by_tenant
-    cordoned = s.cordoned_mask
+    asks when the list's head comes up), and passing over what cannot."""
 
-    def room(jobs: list[Job]) -> int:
+    def __init__(self, s: Scheduler, p: PassState) -> None:
+        self._s = s
+        self._p = p
+        self._may_idle = not p.strict and not (
+            s.ledger is not None and s.config.over_budget is OverBudget.REJECT
+        )
+        self._per_tenant = s.config.max_jobs_per_tenant_per_pass
+
+    def room(self, jobs: list[Job]) -> int:
+        """Nothing, when the list's programme has had its turn (the per-programme bound)
+        or its smallest gang is larger than anything that fits on its class's open
+        pools; otherwise, when no job of it could claim a reservation, preempt or be
+        rejected, only jobs that fit in that room; else any job."""
+        s, p = self._s, self._p
         head = jobs[0]  # every job of a list has its programme and class
-        if examined_by_tenant.get(head.tenant, 0) >= per_tenant:
+        if p.examined_by_tenant.get(head.tenant, 0) >= self._per_tenant:
             return SKIP_LIST
-        if not may_idle or (p.may_preempt and p.preemption_attempts_left):
+        if not self._may_idle or (p.may_preempt and p.preemption_attempts_left):
             return NO_LIMIT
-        cls = classes[head.eligibility_class]
-        if backfill and cls.pool_mask & ~(p.claimed_mask | p.held_ahead_mask | cordoned):
+        cls = s.eligibility.classes[head.eligibility_class]
+        if s.policy.backfill and cls.pool_mask & ~(
+            p.claimed_mask | p.held_ahead_mask | s.cordoned_mask
+        ):
             return NO_LIMIT  # a job of it may still claim a reservation
         usable = cls.pool_mask & p.open_mask
         fit = fit_on(s, p, cls, usable) if usable else 0
-        if queue.smallest_gang((head.tenant, head.eligibility_class)) <= fit:
+        if s.queue.smallest_gang((head.tenant, head.eligibility_class)) <= fit:
             return fit
-        stats.lists_skipped += 1
+        s.stats.lists_skipped += 1
         return SKIP_LIST
 
-    return room
+    def pass_over(self, jobs: list[Job], start: int, room: int) -> int:
+        """Pass over the jobs from `start` on that need more than `room`: the index of the
+        first that fits, or len(jobs) when the list is done for this pass. Each counts
+        against the pass's bounds as an examined job would (so the bounds hold the work
+        of a pass over a long queue); at a bound the pass's continuation is marked."""
+        p = self._p
+        tenant = jobs[start].tenant
+        seen = p.examined_by_tenant.get(tenant, 0)
+        end = len(jobs)
+        limit = min(end, start + self._per_tenant - seen, start + p.max_examined - p.examined)
+        i = start
+        while i < limit and jobs[i].fit_size > room:
+            i += 1
+        passed = i - start
+        p.examined_by_tenant[tenant] = seen + passed
+        p.examined += passed
+        p.passed_over += passed
+        if i < limit or i == end:
+            return i
+        if p.examined >= p.max_examined:
+            p.bound_hit = True
+        return end  # a bound: nothing more of this list in this pass
 
 
 def fit_on(s: Scheduler, p: PassState, cls: EligibilityClass, usable: int) -> int:

@@ -30,7 +30,9 @@ class PassState:
     failed_searches: dict[tuple[int, int], int] = field(default_factory=dict)
     requeued: list[Job] = field(default_factory=list)  # victims, re-queued after the pass
     decisions: list[Decision] = field(default_factory=list)
-    examined: int = 0
+    max_examined: int = 0  # this pass's bound on `examined`
+    examined: int = 0  # jobs looked at, those passed over in a tight loop included
+    passed_over: int = 0  # of which passed over as too large for the room left
     examined_by_tenant: dict[str, int] = field(default_factory=dict)
     bound_hit: bool = False
 
@@ -52,6 +54,7 @@ class PassStats:
     examined_max: int = 0
     bound_hits: int = 0
     lists_skipped: int = 0
+    passed_over: int = 0
     examined_per_pass: list[int] = field(default_factory=list)
 
     def record(self, state: PassState) -> None:
@@ -59,4 +62,5 @@ class PassStats:
         self.examined_total += state.examined
         self.examined_max = max(self.examined_max, state.examined)
         self.bound_hits += state.bound_hit
+        self.passed_over += state.passed_over
         self.examined_per_pass.append(state.examined)

@@ -40,7 +40,9 @@ POLICIES = [
 ]
 
 # Bounds set so high that they never bite on these traces.
-UNBOUNDED = SchedulerConfig(max_jobs_per_pass=10**9, max_jobs_per_tenant_per_pass=10**9)
+UNBOUNDED = SchedulerConfig(
+    max_jobs_per_pass=10**9, max_jobs_per_tenant_per_pass=10**9, max_jobs_per_event_pass=10**9
+)
 
 
 def decisions(factory, fleet, policy, jobs, config):

@@ -52,29 +52,58 @@ def blocked_pool(policy: str = "backfill") -> Scheduler:
     return sched
 
 
-def test_jobs_too_large_for_the_room_left_are_passed_over_unexamined():
+def test_jobs_too_large_for_the_room_left_are_passed_over_in_one_step():
     sched = blocked_pool()
     sched.submit(make_job("tiny2", gpus=1, duration=10, tenant="b", submit=4.0), 4.0)
     sched.finish("tiny", 13.0)  # one GPU free again: no 8-GPU job fits, 1-GPU jobs do
+    before = sched.stats.passed_over
     assert started(sched.schedule(13.0)) == ["tiny2"]
-    # The holder is examined (it keeps its claim), then tiny2: not the 40 between.
-    assert sched.stats.examined_per_pass[-1] <= 2
+    # The holder is examined (it keeps its claim), the 40 between are passed over in
+    # one step (counted against the bounds all the same), then tiny2 starts.
+    assert sched.stats.passed_over - before == 40
+    assert sched.stats.examined_per_pass[-1] == 42
 
 
-def test_a_pool_held_by_a_job_ahead_is_not_asked_for_again():
-    """Once a pass finds the pool's reservation held by a job ahead, no job behind asks
-    for it again (here: arrivals, when nothing came free, so the holder is not seen)."""
-    sched = blocked_pool()
-    asked: list[str] = []
-    reserve = sched.reservations.reserve
+def test_passing_over_counts_against_the_bound():
+    """A pass's work stays bounded however long the list of jobs too large for the room
+    is: with a bound of 10 the pass stops among them (and marks its continuation, which
+    starts again from the top of the queue, as Slurm's default_queue_depth does); with
+    room in the bound it reaches the job that fits."""
 
-    def counting(job, *args):
-        asked.append(job.job_id)
-        return reserve(job, *args)
+    def first_pass(bound: int) -> tuple[list[str], Scheduler]:
+        config = SchedulerConfig(max_jobs_per_pass=bound)
+        sched = Scheduler(one_pool_fleet(nodes=2), PolicySpec.parse("backfill"), config=config)
+        sched.submit(make_job("long", gpus=8, duration=10_000), 0.0)
+        sched.submit(make_job("short", gpus=7, duration=100), 0.0)
+        sched.submit(make_job("holder", gpus=16, duration=100, submit=1.0), 1.0)
+        for n in range(40):
+            sched.submit(make_job(f"big{n}", gpus=8, duration=50, tenant="b", submit=2.0), 2.0)
+        sched.submit(make_job("tiny", gpus=1, duration=10, tenant="b", submit=3.0), 3.0)
+        return started(sched.schedule(3.0)), sched
 
-    sched.reservations.reserve = counting
-    for n in range(5):
-        sched.submit(make_job(f"late{n}", gpus=8, duration=50, tenant="b", submit=5.0), 5.0)
+    bounded, sched = first_pass(10)
+    assert bounded == ["long", "short"]
+    assert sched.stats.bound_hits == 1 and sched.stats.examined_per_pass == [10]
+    assert started(sched.schedule(4.0)) == []  # continues: the top again, ten jobs
+    assert sched.stats.bound_hits == 2 and sched.stats.examined_per_pass[-1] == 10
+    roomy, sched = first_pass(50)
+    assert roomy == ["long", "short", "tiny"]
+    assert sched.stats.bound_hits == 0
+
+
+def test_an_event_pass_looks_less_deep_than_the_tick():
+    """As Slurm's event-triggered pass stops at default_queue_depth and its periodic
+    pass looks deeper: a finish's pass examines at most max_jobs_per_event_pass."""
+    config = SchedulerConfig(max_jobs_per_event_pass=3, max_jobs_per_pass=1000)
+    sched = Scheduler(one_pool_fleet(nodes=2), PolicySpec.parse("backfill"), config=config)
+    sched.submit(make_job("long", gpus=8, duration=10_000), 0.0)
+    sched.submit(make_job("short", gpus=8, duration=5), 0.0)
+    sched.submit(make_job("holder", gpus=16, duration=100, submit=1.0), 1.0)
+    for n in range(10):  # each fits beside "long" but would delay the holder
+        sched.submit(make_job(f"j{n}", gpus=4, duration=20_000, tenant="b", submit=2.0), 2.0)
+    assert started(sched.schedule(2.0)) == ["long", "short"]
+    sched.finish("short", 5.0)
     assert started(sched.schedule(5.0)) == []
-    assert asked == ["late0"]
-    assert sched.reservations.pool_of == {"holder": 0}
+    assert sched.stats.examined_per_pass[-1] == 3 and sched.stats.bound_hits >= 1
+    sched.schedule(300.0, full=True)  # the tick looks at the holder and all ten
+    assert sched.stats.examined_per_pass[-1] == 11
