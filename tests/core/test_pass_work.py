@@ -36,17 +36,22 @@ def test_a_programme_that_had_its_turn_lets_the_others_through():
     assert started(sched.schedule(1.0)) == ["a0", "b0"]
 
 
-def blocked_pool(policy: str = "backfill") -> Scheduler:
+def queue_behind_a_holder(config: SchedulerConfig | None = None) -> Scheduler:
     """Two nodes of 8: one runs a long job, the other 7 GPUs of short work; a 16-GPU
     job waits holding the pool's reservation; 40 more 8-GPU jobs of another programme
-    wait behind it, then one 1-GPU job."""
-    sched = Scheduler(one_pool_fleet(nodes=2), PolicySpec.parse(policy))
+    wait behind it, then one 1-GPU job. Nothing scheduled yet."""
+    sched = Scheduler(one_pool_fleet(nodes=2), PolicySpec.parse("backfill"), config=config)
     sched.submit(make_job("long", gpus=8, duration=10_000), 0.0)
     sched.submit(make_job("short", gpus=7, duration=100), 0.0)
     sched.submit(make_job("holder", gpus=16, duration=100, submit=1.0), 1.0)
     for n in range(40):
         sched.submit(make_job(f"big{n}", gpus=8, duration=50, tenant="b", submit=2.0), 2.0)
     sched.submit(make_job("tiny", gpus=1, duration=10, tenant="b", submit=3.0), 3.0)
+    return sched
+
+
+def blocked_pool() -> Scheduler:
+    sched = queue_behind_a_holder()
     assert started(sched.schedule(3.0)) == ["long", "short", "tiny"]
     assert sched.reservations.pool_of == {"holder": 0}
     return sched
@@ -71,14 +76,7 @@ def test_passing_over_counts_against_the_bound():
     room in the bound it reaches the job that fits."""
 
     def first_pass(bound: int) -> tuple[list[str], Scheduler]:
-        config = SchedulerConfig(max_jobs_per_pass=bound)
-        sched = Scheduler(one_pool_fleet(nodes=2), PolicySpec.parse("backfill"), config=config)
-        sched.submit(make_job("long", gpus=8, duration=10_000), 0.0)
-        sched.submit(make_job("short", gpus=7, duration=100), 0.0)
-        sched.submit(make_job("holder", gpus=16, duration=100, submit=1.0), 1.0)
-        for n in range(40):
-            sched.submit(make_job(f"big{n}", gpus=8, duration=50, tenant="b", submit=2.0), 2.0)
-        sched.submit(make_job("tiny", gpus=1, duration=10, tenant="b", submit=3.0), 3.0)
+        sched = queue_behind_a_holder(SchedulerConfig(max_jobs_per_pass=bound))
         return started(sched.schedule(3.0)), sched
 
     bounded, sched = first_pass(10)
