@@ -4,31 +4,31 @@ The answer for EASY backfill's shadow time used to be a walk over the pool's run
 jobs in end order, once per replan: O(running jobs) after every finish. This index keeps
 it incrementally instead. For each gang threshold T that has been asked about, every
 node has a *reach key*: the (end, seq) of the running job whose end brings the node to at
-least T free GPUs (minus infinity if it has them now). With the keys sorted, the gang of
-`need` nodes fits when the need-th smallest key is reached; the nodes suitable then are
-those whose key is no later. A start or finish re-keys only the nodes it touched, and
-only when someone next asks. The answers equal the walk's exactly (`gang.walk_until_fits`
-is the reference; the differential test holds them together).
+least T free GPUs (minus infinity if it has them now). With the distinct keys sorted and
+counted, the gang of `need` nodes fits at the first key by which `need` nodes are
+reached; the nodes suitable then are those whose key is no later. A start or finish
+re-keys only the nodes it touched, and only when someone next asks. The answers equal
+the walk's exactly (`gang.walk_until_fits` is the reference; the differential test
+holds them together).
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 
 from arkwright.core.gang import GangShape
 from arkwright.core.job import Job
 from arkwright.core.pool_state import PoolState
 
 _NOW = (-math.inf, -1)
-_LAST = math.inf
 
 
 class ShadowIndex:
     """Built on the first question, not before: a pool nobody asks about (no backfill,
     no estimate) costs its starts and finishes nothing."""
 
-    __slots__ = ("_entries", "_jobs_on", "_lists", "_pending", "_running", "_state")
+    __slots__ = ("_counts", "_entries", "_jobs_on", "_lists", "_pending", "_running", "_state")
 
     def __init__(self, state: PoolState, running: list[Job]) -> None:
         self._state = state
@@ -36,8 +36,9 @@ class ShadowIndex:
         # Per node, its running jobs' (end, seq, gpus there), in end order; None until
         # the first question.
         self._jobs_on: list[list[tuple[float, int, int]]] | None = None
-        self._lists: dict[int, list[tuple[float, int, int]]] = {}  # T -> sorted keys
-        self._entries: dict[int, list[tuple[float, int, int]]] = {}  # T -> key by node
+        self._lists: dict[int, list[tuple[float, int]]] = {}  # T -> distinct keys, sorted
+        self._counts: dict[int, dict[tuple[float, int], int]] = {}  # T -> nodes per key
+        self._entries: dict[int, list[tuple[float, int]]] = {}  # T -> key by node
         self._pending: dict[int, set[int]] = {}  # T -> nodes to re-key
 
     def _build(self) -> list[list[tuple[float, int, int]]]:
@@ -79,42 +80,63 @@ class ShadowIndex:
         threshold, need = shape.threshold, shape.need
         if self._jobs_on is None:
             self._build()
-        keys = self._keys(threshold)
-        if need > len(keys):
-            return math.inf, len(keys)
-        end, seq, _ = keys[need - 1]
-        return end, bisect_right(keys, (end, seq, _LAST))
+        ends, counts = self._keys(threshold)
+        reached = 0
+        for key in ends:  # distinct reach keys, soonest first: stops within `need` nodes
+            reached += counts[key]
+            if reached >= need:
+                return key[0], reached
+        return math.inf, reached
 
-    def _keys(self, threshold: int) -> list[tuple[float, int, int]]:
-        keys = self._lists.get(threshold)
-        if keys is None:
+    def _keys(self, threshold: int) -> tuple[list[tuple[float, int]], dict[tuple[float, int], int]]:
+        """The distinct reach keys for this threshold, sorted, and how many nodes have
+        each. Keeping distinct keys, not one per node, makes a multi-node job's start or
+        finish move one key, not one per node, in a list as long as the running jobs."""
+        ends = self._lists.get(threshold)
+        if ends is None:
             entries = [self._reach(node, threshold) for node in range(self._state.nodes)]
-            keys = sorted(entries)
-            self._lists[threshold] = keys
+            counts: dict[tuple[float, int], int] = {}
+            for key in entries:
+                counts[key] = counts.get(key, 0) + 1
+            ends = sorted(counts)
+            self._lists[threshold] = ends
+            self._counts[threshold] = counts
             self._entries[threshold] = entries
             self._pending[threshold] = set()
-            return keys
+            return ends, counts
+        counts = self._counts[threshold]
         pending = self._pending[threshold]
         if pending:
             entries = self._entries[threshold]
             for node in pending:
                 old = entries[node]
                 new = self._reach(node, threshold)
-                if new != old:
-                    del keys[bisect_left(keys, old)]
-                    insort(keys, new)
-                    entries[node] = new
+                if new == old:
+                    continue
+                entries[node] = new
+                left = counts[old] - 1
+                if left:
+                    counts[old] = left
+                else:
+                    del counts[old]
+                    del ends[bisect_left(ends, old)]
+                had = counts.get(new)
+                if had:
+                    counts[new] = had + 1
+                else:
+                    counts[new] = 1
+                    insort(ends, new)
             pending.clear()
-        return keys
+        return ends, counts
 
-    def _reach(self, node: int, threshold: int) -> tuple[float, int, int]:
+    def _reach(self, node: int, threshold: int) -> tuple[float, int]:
         free = self._state.node_free[node]
         if free >= threshold:
-            return (*_NOW, node)
+            return _NOW
         jobs_on = self._jobs_on
         assert jobs_on is not None  # built by the question that led here
         for end, seq, gpus in jobs_on[node]:
             free += gpus
             if free >= threshold:
-                return (end, seq, node)
+                return (end, seq)
         raise AssertionError(f"node {node} never frees {threshold} GPUs")
