@@ -205,14 +205,20 @@ def _answer_hello_then(theirs: socket.socket, backend: LocalBackend, then: str) 
         theirs.close()
 
 
-def test_a_dead_launcher_makes_starts_unavailable_and_polls_quiet(tmp_path: Path, caplog):
+def _client_of_a_failing_launcher(tmp_path: Path, then: str):
+    """(fleet, a client that got its hello, both ends of its channel)."""
     fleet = local_fleet_with_identity()
     backend = LocalBackend(fleet, tmp_path / "runs", run_root=tmp_path / "r", confinement=None)
     ours, theirs = socket.socketpair()
-    thread = threading.Thread(target=_answer_hello_then, args=(theirs, backend, "close"))
+    thread = threading.Thread(target=_answer_hello_then, args=(theirs, backend, then))
     thread.start()
     client = LauncherClient(ours)
     thread.join(timeout=10)
+    return fleet, client, ours, theirs
+
+
+def test_a_dead_launcher_makes_starts_unavailable_and_polls_quiet(tmp_path: Path, caplog):
+    fleet, client, _, _ = _client_of_a_failing_launcher(tmp_path, "close")
     with pytest.raises(BackendUnavailable, match="launcher is gone"):
         client.start(request(fleet))
     assert "privileged launcher is gone" in caplog.text  # said in the service's log
@@ -222,13 +228,7 @@ def test_a_dead_launcher_makes_starts_unavailable_and_polls_quiet(tmp_path: Path
 
 
 def test_a_launcher_that_does_not_answer_times_out(tmp_path: Path, monkeypatch):
-    fleet = local_fleet_with_identity()
-    backend = LocalBackend(fleet, tmp_path / "runs", run_root=tmp_path / "r", confinement=None)
-    ours, theirs = socket.socketpair()
-    thread = threading.Thread(target=_answer_hello_then, args=(theirs, backend, "silent"))
-    thread.start()
-    client = LauncherClient(ours)
-    thread.join(timeout=10)
+    fleet, client, ours, theirs = _client_of_a_failing_launcher(tmp_path, "silent")
     monkeypatch.setattr(launcher_client, "START_TIMEOUT_S", 0.3)
     with pytest.raises(BackendUnavailable, match="did not answer start"):
         client.start(request(fleet))
