@@ -36,18 +36,15 @@ class CarbonDeferral:
                     wake = turn + 1.0
         return wake
 
-    def defer(self, job: Job, cls: EligibilityClass, speeds: list[float], now: float) -> bool:
-        """True when waiting (within the job's slack) would find a clearly cleaner hour on
-        an eligible site. Never defers past the point where the deadline is at risk: the
-        slack is measured on the slowest pool the job could end up on."""
-        return self._defer(job, cls, self._run_s(job, cls, speeds), now)
-
     @staticmethod
     def _run_s(job: Job, cls: EligibilityClass, speeds: list[float]) -> float:
         slowest = min(speeds[i] for i in cls.pools if job.pool_mask >> i & 1)
         return (job.requested_s - job.work_done_s) / slowest
 
     def _defer(self, job: Job, cls: EligibilityClass, run_s: float, now: float) -> bool:
+        """True when waiting (within the job's slack) would find a clearly cleaner hour on
+        an eligible site. Never defers past the point where the deadline is at risk: the
+        slack (`run_s`) is measured on the slowest pool the job could end up on."""
         horizon = self.lookahead_s
         if job.deadline is not None:
             horizon = min(horizon, job.deadline - now - run_s * 1.1)

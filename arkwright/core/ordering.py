@@ -22,8 +22,8 @@ from arkwright.core.queue import JobQueue
 
 OrderKey = tuple[int, float, float, int]
 
-SKIP_LIST = -1  # `room_for`: nothing in this list can do anything in this pass
-NO_LIMIT = 1 << 62  # `room_for`: any job of this list may act, whatever its size
+SKIP_LIST = -1  # `ListGate.room`: nothing in this list can do anything in this pass
+NO_LIMIT = 1 << 62  # `ListGate.room`: any job of this list may act, whatever its size
 
 
 class PriorityOrder:
@@ -95,16 +95,15 @@ def in_order(
     as when its head comes up: the caller says so when the reasons it gives hold for the
     rest of the pass (room only shrinks and per-programme counts only grow while no
     preemption can open pools), so a list that can do nothing costs no heap work."""
-    share = order.share
+    key_of = order.key
     dynamic = order.dynamic
     heap: list[tuple[OrderKey, int, list[Job], int]] = []
     mask = consider.mask
-    for n, ((tenant, cls_index), jobs) in enumerate(queue.lists.items()):
+    for n, ((_, cls_index), jobs) in enumerate(queue.lists.items()):
         if jobs and classes[cls_index].pool_mask & mask:
             if skip_before_heap and gate is not None and gate.room(jobs) < 0:
                 continue
-            head = jobs[0]
-            heap.append(((-head.priority, share(tenant), head.submit_time, head.seq), n, jobs, 0))
+            heap.append((key_of(jobs[0]), n, jobs, 0))
     heapq.heapify(heap)
     pop, push = heapq.heappop, heapq.heappush
     while heap:
@@ -121,12 +120,10 @@ def in_order(
             if job.fit_size > room:
                 nxt = gate.pass_over(jobs, i, room)
                 if nxt < len(jobs):
-                    head = jobs[nxt]
-                    key = (-head.priority, share(head.tenant), head.submit_time, head.seq)
-                    push(heap, (key, n, jobs, nxt))
+                    push(heap, (key_of(jobs[nxt]), n, jobs, nxt))
                 continue
         if dynamic:
-            fresh = (-job.priority, share(job.tenant), job.submit_time, job.seq)
+            fresh = key_of(job)
             if fresh > key:
                 push(heap, (fresh, n, jobs, i))
                 continue
@@ -135,8 +132,4 @@ def in_order(
         # the same index now holds the next one.
         nxt = i if job.state is not JobState.PENDING or job.held else i + 1
         if nxt < len(jobs):
-            head = jobs[nxt]
-            push(
-                heap,
-                ((-head.priority, share(head.tenant), head.submit_time, head.seq), n, jobs, nxt),
-            )
+            push(heap, (key_of(jobs[nxt]), n, jobs, nxt))

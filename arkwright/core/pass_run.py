@@ -75,7 +75,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
         # 5. Start it if it fits somewhere it may go.
         started = try_to_start(s, p, job, cls)
         if started is None:
-            continue  # rejected over budget, or held
+            continue  # rejected over budget, held for budget, or waiting for carbon
         if started:
             continue
         # 6. Strict order: a blocked job blocks its pools for everyone behind it.
@@ -93,13 +93,13 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
             held = s.reservations.pool_of.get(job.job_id)
             if held is not None:
                 p.claimed_mask |= 1 << held
-            elif job.pool_mask & ~(p.claimed_mask | p.held_ahead_mask | s.cordoned_mask):
-                pool, held_ahead = s.reservations.reserve(
-                    job, cls, p.claimed_mask | p.held_ahead_mask | s.cordoned_mask, now
-                )
-                p.held_ahead_mask |= held_ahead
-                if pool is not None:
-                    p.claimed_mask |= 1 << pool
+            else:
+                unavailable = out_of_reach(s, p)
+                if job.pool_mask & ~unavailable:
+                    pool, held_ahead = s.reservations.reserve(job, cls, unavailable, now)
+                    p.held_ahead_mask |= held_ahead
+                    if pool is not None:
+                        p.claimed_mask |= 1 << pool
     # 9. Victims rejoin the queue only now, so the pass's list cursors stay valid.
     for victim in p.requeued:
         s._enqueue(victim)
@@ -158,9 +158,7 @@ class ListGate:
         if not self._may_idle or (p.may_preempt and p.preemption_attempts_left):
             return NO_LIMIT
         cls = s.eligibility.classes[head.eligibility_class]
-        if s.policy.backfill and cls.pool_mask & ~(
-            p.claimed_mask | p.held_ahead_mask | s.cordoned_mask
-        ):
+        if s.policy.backfill and cls.pool_mask & ~out_of_reach(s, p):
             return NO_LIMIT  # a job of it may still claim a reservation
         usable = cls.pool_mask & p.open_mask
         fit = fit_on(s, p, cls, usable) if usable else 0
@@ -193,7 +191,15 @@ class ListGate:
         return end  # a bound: nothing more of this list in this pass
 
 
+def out_of_reach(s: Scheduler, p: PassState) -> int:
+    """Pools no job still to come in this pass can reserve: claimed by a job seen this
+    pass, held by a job ahead, or cordoned."""
+    return p.claimed_mask | p.held_ahead_mask | s.cordoned_mask
+
+
 def fit_on(s: Scheduler, p: PassState, cls: EligibilityClass, usable: int) -> int:
+    """The largest gang that fits now on the class's pools in `usable` (cached per
+    pass until GPUs move)."""
     fit = p.fit_by_mask.get(usable)
     if fit is None:
         fit = 0

@@ -29,10 +29,7 @@ from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import shape_on
 from arkwright.core.holds import BEGIN_TIME, CARBON, Holds
 from arkwright.core.job import Job, JobState
-from arkwright.core.ordering import (
-    FairShareOrder,
-    PriorityOrder,
-)
+from arkwright.core.ordering import FairShareOrder, PriorityOrder
 from arkwright.core.pass_run import run_pass
 from arkwright.core.pass_state import PassStats
 from arkwright.core.placement import placement_for

@@ -41,13 +41,12 @@ class ShadowIndex:
         self._entries: dict[int, list[tuple[float, int]]] = {}  # T -> key by node
         self._pending: dict[int, set[int]] = {}  # T -> nodes to re-key
 
-    def _build(self) -> list[list[tuple[float, int, int]]]:
+    def _build(self) -> None:
         jobs_on: list[list[tuple[float, int, int]]] = [[] for _ in range(self._state.nodes)]
         for job in self._running:  # in end order, so every node's list comes out sorted
             for node, gpus in job.allocation:
                 jobs_on[node].append((job.expected_end, job.seq, gpus))
         self._jobs_on = jobs_on
-        return jobs_on
 
     def started(self, job: Job) -> None:
         jobs_on = self._jobs_on

@@ -100,7 +100,7 @@ class Recorder:
             self.timeline_start = now - now % SAMPLE_S
         due = int((now - self.timeline_start) // SAMPLE_S) + 1
         while len(self.timeline) < due:
-            self.timeline.append(self.busy_now.copy())  # a list's copy
+            self.timeline.append(self.busy_now.copy())
             self.tenant_timeline.append(dict(self.busy_by_tenant_now))
 
     def submitted_job(self, job: Job) -> None:

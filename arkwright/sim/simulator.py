@@ -247,6 +247,6 @@ def pass_summary(scheduler: Scheduler, pass_seconds: list[float]) -> dict:
             examined_max=int(stats.examined_max),
             bound_hits=stats.bound_hits,
             lists_skipped=stats.lists_skipped,
-            passed_over=getattr(stats, "passed_over", 0),
+            passed_over=stats.passed_over,
         )
     return out
