@@ -3,6 +3,10 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The scheduler core compiled with mypyc for this venv (arkwright/compiled.py); rebuilt
+# whenever a core source changes. Without a C compiler the core runs as plain Python.
+COMPILED := $(VENV)/arkwright-compiled/stamp.json
+CORE_SRC := $(wildcard arkwright/core/*.py)
 OUT    ?= out/run
 
 .PHONY: install run serve test lint bench clean
@@ -20,10 +24,13 @@ $(STAMP): pyproject.toml $(VENDOR_JS)
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(COMPILED): $(STAMP) $(CORE_SRC) scripts/build_core.py arkwright/compiled.py
+	$(BIN)/python scripts/build_core.py
+
+install: $(STAMP) $(COMPILED)
 
 # The main job: a year of synthetic national demand replayed on the uk-2026 fleet.
-run: $(STAMP)
+run: $(STAMP) $(COMPILED)
 	$(BIN)/arkwright trace synth --fleet uk-2026 --jobs 50000 --load 0.8 --seed 7 --out $(OUT)/trace.csv
 	$(BIN)/arkwright simulate --fleet uk-2026 --trace $(OUT)/trace.csv --policy fairshare --out $(OUT) --report
 
@@ -46,11 +53,22 @@ lint: $(STAMP)
 # PostgreSQL tests need a server: the script installs and starts one on loopback, or
 # says why it could not (those tests then skip with that reason). Two pytest processes:
 # pure tests spread over both, tests of shared services run in one group (conftest.py).
-test: $(STAMP) lint
+# The whole suite runs on the compiled core; the core and simulator tests then run again
+# on plain Python (ARKWRIGHT_PURE_PYTHON=1), the path kept for machines without a C
+# compiler. In CI a core that failed to compile is an error; elsewhere the suite then
+# runs once, on plain Python.
+PURE_TESTS := tests/core tests/sim tests/test_compiled.py
+test: $(STAMP) $(COMPILED) lint
+	@if [ -s $(COMPILED) ]; then core=compiled; \
+	elif [ -n "$$CI" ]; then echo "CI: the core did not compile (see above)"; exit 1; \
+	else core=pure; echo "core not compiled: the suite runs on plain Python only"; fi; \
 	eval "$$(bash scripts/test-postgres.sh)"; eval "$$(bash scripts/test-slurm.sh)"; \
-		eval "$$(bash scripts/test-browser.sh)"; $(BIN)/pytest -n 2 --dist loadgroup
+		eval "$$(bash scripts/test-browser.sh)"; \
+		ARKWRIGHT_CORE=$$core $(BIN)/pytest -n 2 --dist loadgroup && \
+		if [ $$core = compiled ]; then ARKWRIGHT_PURE_PYTHON=1 ARKWRIGHT_CORE=pure \
+			$(BIN)/pytest -n 2 --dist loadgroup $(PURE_TESTS); fi
 
-bench: $(STAMP)
+bench: $(STAMP) $(COMPILED)
 	$(BIN)/python bench/simulate.py
 	$(BIN)/python bench/compare.py
 	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || apt-get install -y -qq wrk >/dev/null \

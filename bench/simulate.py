@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from arkwright import compiled
 from arkwright.core.decisions import Start
 from arkwright.core.job import Job
 from arkwright.core.policy import PolicySpec
@@ -225,15 +226,22 @@ def one_policy(policy: str, trace_path: str) -> dict:
         "unfinished": summary["jobs_unfinished"],
         "violations": summary["eligibility_violations"],
         "passes": summary.get("passes"),
+        "core": compiled.STATUS,
     }
 
 
-def run_child(policy: str, trace_path: Path) -> dict:
+def run_child(policy: str, trace_path: Path, pure: bool = False) -> dict:
+    """One policy in a fresh process; `pure` runs it on the plain-Python core."""
+    env = dict(os.environ)
+    env.pop(compiled.PURE_ENV, None)
+    if pure:
+        env[compiled.PURE_ENV] = "1"
     out = subprocess.run(
         [sys.executable, __file__, "--one", policy, "--trace", str(trace_path)],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -382,6 +390,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 jobs, passes to 10k")
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--skip-passes", action="store_true")
+    parser.add_argument(
+        "--pure", action="store_true", help="also run each 80%% policy on the plain-Python core"
+    )
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--trace", help=argparse.SUPPRESS)
@@ -415,7 +426,22 @@ def main() -> None:
 
     policies = [p for p in args.policies.split(",") if p]
     report["policies"] = [run_child(p, trace_path) for p in policies]
-    print_policies("80% offered load", report["policies"], TARGETS["sim_s"])
+    print_policies(
+        f"80% offered load; core: {report['policies'][0]['core'] if policies else '-'}",
+        report["policies"],
+        TARGETS["sim_s"],
+    )
+    if args.pure:
+        # The same runs on the plain-Python core: the baseline for the compiled one.
+        report["policies_pure"] = [run_child(p, trace_path, pure=True) for p in policies]
+        print_policies("80% offered load, plain-Python core", report["policies_pure"], 30.0)
+        for fast, plain in zip(report["policies"], report["policies_pure"], strict=True):
+            ratio = plain["sim_cpu_s"] / max(fast["sim_cpu_s"], 1e-9)
+            same = all(fast[k] == plain[k] for k in ("utilization", "preemptions", "completed"))
+            print(
+                f"  {fast['policy']:<28} compiled is {ratio:.2f}x the plain core's speed"
+                f" (CPU); results {'identical' if same else 'DIFFER'}"
+            )
 
     if not args.skip_overload:
         overload_path = args.out / f"trace-{jobs}-150.csv"

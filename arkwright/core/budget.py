@@ -13,6 +13,7 @@ from enum import StrEnum
 from arkwright.core.fleet import Pool
 from arkwright.core.gang import held_gpus
 from arkwright.core.job import Job
+from arkwright.core.pickling import by_constructor
 
 
 class BudgetUnit(StrEnum):
@@ -52,6 +53,9 @@ class Budget:
 
     def label(self, amount: float) -> str:
         return f"£{amount:,.0f}" if self.unit is BudgetUnit.GBP else f"{amount:,.0f} GPU-h"
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 class BudgetLedger:

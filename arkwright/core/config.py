@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from arkwright.core.budget import Budget, OverBudget
+from arkwright.core.pickling import by_constructor
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +53,6 @@ class SchedulerConfig:
     # half-life) is below its entitlement by this margin.
     usage_half_life_s: float = 3 * 24 * 3600.0
     reclaim_history_margin: float = 0.03
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arkwright.core.job import Job
+from arkwright.core.pickling import by_constructor
 from arkwright.core.pool_state import Allocation
 
 
@@ -14,6 +15,9 @@ class Start:
     pool: int
     allocation: Allocation
     at: float
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,10 @@ class Preempt:
     work_lost_s: float  # reference-GPU seconds thrown away (since the last checkpoint)
     gpus: int  # GPUs it held until now
     ran_from: float  # when this run began
+    allocation: Allocation = ()  # the (node, GPUs) pairs it held until now
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,9 @@ class Reject:
     job: Job
     reason: str
     at: float
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,9 @@ class Held:
     job: Job
     reason: str
     at: float
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 Decision = Start | Preempt | Reject | Held

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from arkwright.core.fleet import Fleet, Pool, Tenant
+from arkwright.core.pickling import by_constructor
 from arkwright.core.policy_data import (
     HEALTH_DATA_ACCREDITATION,
     PERSONAL_DATA_JURISDICTIONS,
@@ -79,6 +80,9 @@ class EligibilityClass:
     pools: tuple[int, ...]  # pool indices, fleet order
     pool_mask: int  # bit i set when pool i is eligible
     max_gang_gpus: int  # the largest gang any eligible pool could ever hold
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 class EligibilityIndex:

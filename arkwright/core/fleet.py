@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from arkwright.core.gpus import GpuSpec, gpu_spec
+from arkwright.core.pickling import by_constructor
 from arkwright.core.policy_data import Classification
 
 
@@ -29,6 +30,9 @@ class Site:
         if self.carbon_hourly is None:
             return self.carbon_g_per_kwh
         return self.carbon_hourly[int(t_seconds // 3600) % len(self.carbon_hourly)]
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,9 @@ class Pool:
             return gpus
         return self.nodes_for(gpus) * self.gpus_per_node
 
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
+
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
@@ -75,6 +82,9 @@ class Tenant:
     description: str = ""
     gpu_hours_allocation: float | None = None
     allowed_sites: frozenset[str] | None = None
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 @dataclass(frozen=True)
@@ -111,3 +121,6 @@ class Fleet:
     def tenant(self, name: str) -> Tenant:
         # Work for a programme the fleet file doesn't name still runs, at weight 1.
         return self.tenant_by_name.get(name) or Tenant(name=name)
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)

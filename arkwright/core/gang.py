@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from arkwright.core.fleet import Pool
 from arkwright.core.job import Job
+from arkwright.core.pickling import by_constructor
 from arkwright.core.pool_state import PoolState
 
 
@@ -24,6 +25,9 @@ from arkwright.core.pool_state import PoolState
 class GangShape:
     threshold: int  # free GPUs a node must have to count towards the gang
     need: int  # how many such nodes the gang needs
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
 
 
 def gang_shape(gpus: int, gpus_per_node: int) -> GangShape:

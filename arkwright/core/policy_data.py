@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from arkwright.core.pickling import by_constructor
+
 
 class Classification(IntEnum):
     """Ordered: a site accredited for a level may hold work at that level or below."""
@@ -106,3 +108,6 @@ class DataPolicy:
         return self.classification >= other.classification and order.index(
             self.personal_data
         ) >= order.index(other.personal_data)
+
+    def __reduce__(self) -> tuple:
+        return by_constructor(self)  # pickles compiled, too (core/pickling.py)

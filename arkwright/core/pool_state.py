@@ -10,6 +10,10 @@ from __future__ import annotations
 import heapq
 from typing import Protocol
 
+from arkwright.core.errors import OverAllocation
+
+__all__ = ["Allocation", "GangShapeLike", "OverAllocation", "PoolState"]
+
 Allocation = tuple[tuple[int, int], ...]
 
 
@@ -19,10 +23,6 @@ class GangShapeLike(Protocol):
 
     @property
     def need(self) -> int: ...  # nodes
-
-
-class OverAllocation(RuntimeError):
-    """Raised if a release or allocation would break the pool's GPU accounting."""
 
 
 class PoolState:

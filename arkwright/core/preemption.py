@@ -261,11 +261,13 @@ class Preemptor:
             f"{'priority ' + job.priority.name.lower() if not entitled else urgent + 'reclaim'})"
         )
         for victim in victims:
-            held, ran_from = victim.allocated_gpus, victim.started_at
+            held, ran_from, nodes = victim.allocated_gpus, victim.started_at, victim.allocation
             lost = s.stop_run(victim, p.now)
             p.requeued.append(victim)
             victim.preemptions += 1
-            p.decisions.append(Preempt(victim, pool_index, reason, p.now, lost, held, ran_from))
+            p.decisions.append(
+                Preempt(victim, pool_index, reason, p.now, lost, held, ran_from, nodes)
+            )
         p.decisions.append(s.start_on(job, pool_index, p.now))
         for i in cls.pools:
             if s.pool_states[i].free_gpus and not s.cordoned_mask >> i & 1:

@@ -24,6 +24,7 @@ from arkwright.core.config import SchedulerConfig
 from arkwright.core.decisions import Decision, Reject, Start
 from arkwright.core.dependencies import Ended
 from arkwright.core.eligibility import EligibilityClass, EligibilityIndex
+from arkwright.core.errors import SubmissionError
 from arkwright.core.estimate import earliest_start
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import shape_on
@@ -44,10 +45,6 @@ from arkwright.core.throughput import ThroughputTable
 
 # Re-exported for callers that imported it from here.
 __all__ = ["Scheduler", "SchedulerConfig", "SubmissionError"]
-
-
-class SubmissionError(ValueError):
-    """A job the core refuses to accept at all (malformed, duplicate)."""
 
 
 class Scheduler:

@@ -9,6 +9,7 @@ first. It is generated from Job's own field list (as `dataclasses` writes `__ini
 never by hand, so a field Job gains is set too.
 
 It is used only where it builds what `Job(...)` builds:
+- Job is a plain Python class (not the compiled core's: `arkwright/compiled.py`);
 - Job is a dataclass whose `__init__` is the one `dataclasses` wrote (no `__post_init__`,
   not frozen), and `__init__` sets every field (`init=True` throughout);
 - on every call the first row is built both ways and compared slot by slot.
@@ -30,7 +31,12 @@ _NAMES = tuple(f.name for f in _FIELDS)
 
 
 def _plain_dataclass() -> bool:
-    """True while Job.__init__ only sets each field from its argument or default."""
+    """True while Job.__init__ only sets each field from its argument or default, and
+    Job is a class of plain Python (a compiled one cannot be made by object.__new__)."""
+    try:
+        object.__new__(Job)
+    except TypeError:
+        return False
     params = getattr(Job, "__dataclass_params__", None)
     init = Job.__dict__.get("__init__")
     return (

@@ -192,18 +192,6 @@ def test_reclaim_spares_victims_on_nodes_the_gang_does_not_use():
     sched.check_invariants()
 
 
-class _RecordingScheduler(Scheduler):
-    """Remembers the nodes each victim held when it was stopped."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.victim_nodes: dict[tuple[str, float], set[int]] = {}
-
-    def stop_run(self, job, now):
-        self.victim_nodes[(job.job_id, now)] = {node for node, _ in job.allocation}
-        return super().stop_run(job, now)
-
-
 # Loaded synthetic traces, not hypothesis's small ones: those rarely preempt at all.
 @pytest.mark.parametrize(("seed", "policy"), [(0, "fairshare"), (360, "fairshare+backfill")])
 def test_every_victim_frees_gpus_on_a_node_the_claimant_takes(seed, policy):
@@ -216,7 +204,7 @@ def test_every_victim_frees_gpus_on_a_node_the_claimant_takes(seed, policy):
 
     def observe(decision, scheduler):
         if isinstance(decision, Preempt):
-            nodes = scheduler.victim_nodes[(decision.job.job_id, decision.at)]
+            nodes = {node for node, _ in decision.allocation}
             pending.append((decision, nodes))
         elif isinstance(decision, Start) and pending:
             claimant = decision.job.job_id
@@ -234,7 +222,6 @@ def test_every_victim_frees_gpus_on_a_node_the_claimant_takes(seed, policy):
         tick_s=600,
         config=DEFAULTS,
         observer=observe,
-        scheduler_factory=_RecordingScheduler,
     ).run(copy_jobs(jobs))
     assert not pending  # every victim's claimant started
     assert checked  # the trace did preempt

@@ -1,0 +1,101 @@
+"""Compile the scheduler core with mypyc into this virtual environment.
+
+    python scripts/build_core.py          # `make install` runs it
+
+Writes `<sys.prefix>/arkwright-compiled/` (see `arkwright/compiled.py`): the compiled
+modules, mypyc's shared library and a stamp with the digest of the sources they were
+built from. The sources are copied to a scratch directory and compiled from there, so
+the checkout gains no build files and the stamp names exactly what was compiled. If
+mypyc or a C compiler is missing, or the build fails, it says so and exits 0: the core
+then runs as plain Python, which decides identically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from arkwright.compiled import GROUP, STAMP, build_dir, compiled_modules, source_digest  # noqa: E402
+
+
+def build(out: Path) -> list[str]:
+    from mypyc.build import mypycify  # mypy ships mypyc (a dev dependency)
+    from setuptools import setup
+
+    core = REPO / "arkwright" / "core"
+    modules = compiled_modules(core)
+    digest = source_digest(core)
+    with tempfile.TemporaryDirectory(prefix="arkwright-build-") as scratch:
+        work = Path(scratch)
+        (work / "arkwright" / "core").mkdir(parents=True)
+        (work / "arkwright" / "__init__.py").write_text("")
+        for source in core.glob("*.py"):
+            shutil.copy2(source, work / "arkwright" / "core" / source.name)
+        if source_digest(work / "arkwright" / "core") != digest:
+            raise RuntimeError("the core changed while it was being copied; run again")
+        staged = work / "out"
+        here = os.getcwd()
+        os.chdir(work)  # mypyc names modules by path and writes C into ./build
+        try:
+            extensions = mypycify(
+                [f"arkwright/core/{name}.py" for name in modules], group_name=GROUP
+            )
+            log = io.StringIO()
+            with contextlib.redirect_stdout(log):
+                setup(
+                    name="arkwright-core-compiled",
+                    ext_modules=extensions,
+                    script_name="setup.py",
+                    script_args=[
+                        "-q",
+                        "build_ext",
+                        "--build-lib",
+                        str(staged),
+                        "--parallel",
+                        str(os.cpu_count() or 1),
+                    ],
+                )
+        finally:
+            os.chdir(here)
+        stamp = {
+            "digest": digest,
+            "python": sys.version,
+            "modules": modules,
+            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (staged / STAMP).write_text(json.dumps(stamp, indent=1))
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staged), str(out))
+    return modules
+
+
+def main() -> int:
+    out = build_dir()
+    started = time.perf_counter()
+    try:
+        modules = build(out)
+    except (Exception, SystemExit) as error:  # setuptools reports failures as SystemExit
+        shutil.rmtree(out, ignore_errors=True)
+        print(
+            f"core not compiled ({type(error).__name__}: {error}); it runs as plain Python",
+            file=sys.stderr,
+        )
+        return 0
+    took = time.perf_counter() - started
+    print(f"compiled {len(modules)} core modules with mypyc in {took:.0f} s -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
