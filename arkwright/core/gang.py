@@ -13,21 +13,32 @@ so that walk lives here too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from arkwright.core.fleet import Pool
 from arkwright.core.job import Job
-from arkwright.core.pickling import by_constructor
 from arkwright.core.pool_state import PoolState
 
 
-@dataclass(frozen=True, slots=True)
 class GangShape:
-    threshold: int  # free GPUs a node must have to count towards the gang
-    need: int  # how many such nodes the gang needs
+    """A plain class, not a dataclass: one is made for every placement and plan, and a
+    dataclass's generated `__init__` stays interpreted in the compiled core."""
 
-    def __reduce__(self) -> tuple:
-        return by_constructor(self)  # pickles compiled, too (core/pickling.py)
+    __slots__ = ("need", "threshold")
+
+    def __init__(self, threshold: int, need: int) -> None:
+        self.threshold = threshold  # free GPUs a node must have to count towards the gang
+        self.need = need  # how many such nodes the gang needs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GangShape):
+            return NotImplemented
+        return self.threshold == other.threshold and self.need == other.need
+
+    def __hash__(self) -> int:
+        return hash((self.threshold, self.need))
+
+    def __repr__(self) -> str:
+        return f"GangShape(threshold={self.threshold}, need={self.need})"
 
 
 def gang_shape(gpus: int, gpus_per_node: int) -> GangShape:

@@ -8,33 +8,59 @@ from arkwright.core.decisions import Decision
 from arkwright.core.job import Job
 
 
-@dataclass(slots=True)
 class PassState:
-    now: float
-    full: bool  # the periodic pass: every queued job may be reconsidered
-    open_mask: int  # pools with free GPUs that are not cordoned
-    strict: bool  # head-of-line blocking (plain FIFO)
-    may_preempt: bool = False
-    preemption_attempts_left: int = 0
-    new_jobs: set[Job] = field(default_factory=set)  # arrivals since the last pass
-    blocked_mask: int = 0  # strict order: pools a blocked job waits for
-    claimed_mask: int = 0  # backfill: pools whose reservation went to a job seen this pass
-    # Backfill: pools whose reservation is held by a job ahead of every job still to come
-    # this pass (found when a reserve() skipped them). Valid while keys keep their order:
-    # cleared when GPUs move under an ordering whose keys change with use (fair share).
-    held_ahead_mask: int = 0
-    keys_dynamic: bool = False
-    # The largest gang that fits now, by usable pool mask (cleared whenever GPUs move).
-    fit_by_mask: dict[int, int] = field(default_factory=dict)
-    # (class, priority) -> the smallest gang a preemption search failed for.
-    failed_searches: dict[tuple[int, int], int] = field(default_factory=dict)
-    requeued: list[Job] = field(default_factory=list)  # victims, re-queued after the pass
-    decisions: list[Decision] = field(default_factory=list)
-    max_examined: int = 0  # this pass's bound on `examined`
-    examined: int = 0  # jobs looked at, those passed over in a tight loop included
-    passed_over: int = 0  # of which passed over as too large for the room left
-    examined_by_tenant: dict[str, int] = field(default_factory=dict)
-    bound_hit: bool = False
+    """Made afresh for every pass. A plain class, not a dataclass: a dataclass's generated
+    `__init__` stays interpreted in the compiled core, and a pass is made per event."""
+
+    __slots__ = (
+        "blocked_mask",
+        "bound_hit",
+        "claimed_mask",
+        "decisions",
+        "examined",
+        "examined_by_tenant",
+        "failed_searches",
+        "fit_by_mask",
+        "full",
+        "held_ahead_mask",
+        "keys_dynamic",
+        "max_examined",
+        "may_preempt",
+        "new_jobs",
+        "now",
+        "open_mask",
+        "passed_over",
+        "preemption_attempts_left",
+        "requeued",
+        "strict",
+    )
+
+    def __init__(self, now: float, full: bool, open_mask: int, strict: bool) -> None:
+        self.now = now
+        self.full = full  # the periodic pass: every queued job may be reconsidered
+        self.open_mask = open_mask  # pools with free GPUs that are not cordoned
+        self.strict = strict  # head-of-line blocking (plain FIFO)
+        self.may_preempt = False
+        self.preemption_attempts_left = 0
+        self.new_jobs: set[Job] = set()  # arrivals since the last pass
+        self.blocked_mask = 0  # strict order: pools a blocked job waits for
+        self.claimed_mask = 0  # backfill: pools whose reservation went to a job seen this pass
+        # Backfill: pools whose reservation is held by a job ahead of every job still to
+        # come this pass (found when a reserve() skipped them). Valid while keys keep their
+        # order: cleared when GPUs move under an ordering whose keys change with use.
+        self.held_ahead_mask = 0
+        self.keys_dynamic = False
+        # The largest gang that fits now, by usable pool mask (cleared whenever GPUs move).
+        self.fit_by_mask: dict[int, int] = {}
+        # (class, priority) -> the smallest gang a preemption search failed for.
+        self.failed_searches: dict[tuple[int, int], int] = {}
+        self.requeued: list[Job] = []  # victims, re-queued after the pass
+        self.decisions: list[Decision] = []
+        self.max_examined = 0  # this pass's bound on `examined`
+        self.examined = 0  # jobs looked at, those passed over in a tight loop included
+        self.passed_over = 0  # of which passed over as too large for the room left
+        self.examined_by_tenant: dict[str, int] = {}
+        self.bound_hit = False
 
     def gpus_moved(self) -> None:
         """A job started or was preempted: what fits changed, and under fair share so did
