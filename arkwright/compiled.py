@@ -41,11 +41,22 @@ def compiled_modules(core_dir: Path = CORE_DIR) -> list[str]:
 
 
 def source_digest(core_dir: Path = CORE_DIR) -> str:
-    """A digest of every core source the build depends on (compiled or imported)."""
+    """A digest of every core source the build depends on (compiled or imported) and of
+    which of them are compiled."""
     digest = hashlib.sha256()
     for path in sorted(core_dir.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(" ".join(compiled_modules(core_dir)).encode())
     return digest.hexdigest()
+
+
+def current(stamp: dict) -> bool:
+    """Whether a build's stamp matches these sources, this Python and its module list."""
+    return (
+        stamp.get("digest") == source_digest()
+        and stamp.get("python") == sys.version
+        and stamp.get("modules") == compiled_modules()
+    )
 
 
 STATUS = "pure Python (not activated)"
@@ -63,12 +74,12 @@ def activate() -> str:
     except (OSError, ValueError):
         STATUS = "pure Python (no compiled build)"
         return STATUS
-    if stamp.get("digest") != source_digest() or stamp.get("python") != sys.version:
+    if not current(stamp):
         STATUS = "pure Python (the compiled build is out of date: make install)"
         return STATUS
     import arkwright.core as core  # its __init__ imports nothing
 
-    sys.path.append(str(where))  # the shared library is a top-level module
+    sys.path.insert(0, str(where))  # the shared library is a top-level module: ours first
     core.__path__.insert(0, str(where / "arkwright" / "core"))
     STATUS = f"compiled (mypyc, {len(stamp.get('modules', []))} modules)"
     return STATUS

@@ -1,6 +1,7 @@
 """Compile the scheduler core with mypyc into this virtual environment.
 
-    python scripts/build_core.py          # `make install` runs it
+    python scripts/build_core.py          # `make` runs it before install, run, test, bench
+    python scripts/build_core.py --force  # rebuild even if the build is current
 
 Writes `<sys.prefix>/arkwright-compiled/` (see `arkwright/compiled.py`): the compiled
 modules, mypyc's shared library and a stamp with the digest of the sources they were
@@ -25,7 +26,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from arkwright.compiled import GROUP, STAMP, build_dir, compiled_modules, source_digest  # noqa: E402
+from arkwright.compiled import (  # noqa: E402
+    GROUP,
+    STAMP,
+    build_dir,
+    compiled_modules,
+    current,
+    source_digest,
+)
 
 
 def build(out: Path) -> list[str]:
@@ -80,8 +88,20 @@ def build(out: Path) -> list[str]:
     return modules
 
 
+def up_to_date(out: Path) -> bool:
+    """A build of exactly these sources is there, every module of it present."""
+    try:
+        stamp = json.loads((out / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    built = {p.name.split(".")[0] for p in (out / "arkwright" / "core").glob("*.so")}
+    return current(stamp) and set(stamp["modules"]) <= built
+
+
 def main() -> int:
     out = build_dir()
+    if "--force" not in sys.argv and up_to_date(out):
+        return 0  # `make` runs this every time: a current build costs only this check
     started = time.perf_counter()
     try:
         modules = build(out)

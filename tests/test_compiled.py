@@ -74,7 +74,7 @@ def test_the_digest_covers_every_core_source(tmp_path):
 
 
 _DECISIONS = """
-import hashlib, sys
+import dataclasses, hashlib, sys
 import arkwright.compiled as compiled
 from arkwright.core.policy import PolicySpec
 from arkwright.fleets import load_fleet
@@ -86,8 +86,8 @@ out = [compiled.STATUS.split()[0]]
 for policy in sys.argv[1:]:
     seen = hashlib.sha256()
     def note(d, s, seen=seen):
-        pool, at = getattr(d, "pool", ""), getattr(d, "at", "")
-        seen.update(f"{type(d).__name__} {d.job.job_id} {pool} {at}|".encode())
+        rest = [(f.name, getattr(d, f.name)) for f in dataclasses.fields(d) if f.name != "job"]
+        seen.update(f"{type(d).__name__} {d.job.job_id} {rest}|".encode())
     jobs = synthesize(fleet, 3000, 1.1, 11)
     Simulator(fleet, PolicySpec.parse(policy), observer=note).run(jobs)
     out.append(seen.hexdigest())

@@ -40,6 +40,9 @@ class GangShape:
     def __repr__(self) -> str:
         return f"GangShape(threshold={self.threshold}, need={self.need})"
 
+    def __reduce__(self) -> tuple:
+        return (GangShape, (self.threshold, self.need))  # compiled, too (core/pickling.py)
+
 
 def gang_shape(gpus: int, gpus_per_node: int) -> GangShape:
     if gpus <= gpus_per_node:

@@ -81,11 +81,13 @@ def test_it_steps_aside_for_the_compiled_job():
     assert make_jobs(rows(), 3, optional=("deadline",)) is None
 
 
+@plain_job_only  # on the compiled core it steps aside before this matters
 def test_it_steps_aside_when_job_is_not_a_plain_dataclass(monkeypatch):
     monkeypatch.setattr(trace_maker, "_plain_dataclass", lambda: False)
     assert make_jobs(rows(), 3) is None
 
 
+@plain_job_only  # on the compiled core it steps aside before this matters
 def test_it_steps_aside_when_its_first_job_differs_from_init(monkeypatch):
     real = trace_maker._maker.__wrapped__
 
