@@ -50,6 +50,14 @@ def source_digest(core_dir: Path = CORE_DIR) -> str:
     return digest.hexdigest()
 
 
+def read_stamp(where: Path) -> dict | None:
+    """A build's stamp, or None where there is no readable build."""
+    try:
+        return json.loads((where / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def current(stamp: dict) -> bool:
     """Whether a build's stamp matches these sources, this Python and its module list."""
     return (
@@ -69,9 +77,8 @@ def activate() -> str:
         STATUS = f"pure Python ({PURE_ENV} set)"
         return STATUS
     where = build_dir()
-    try:
-        stamp = json.loads((where / STAMP).read_text())
-    except (OSError, ValueError):
+    stamp = read_stamp(where)
+    if stamp is None:
         STATUS = "pure Python (no compiled build)"
         return STATUS
     if not current(stamp):

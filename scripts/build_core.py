@@ -32,6 +32,7 @@ from arkwright.compiled import (  # noqa: E402
     build_dir,
     compiled_modules,
     current,
+    read_stamp,
     source_digest,
 )
 
@@ -58,8 +59,7 @@ def build(out: Path) -> list[str]:
             extensions = mypycify(
                 [f"arkwright/core/{name}.py" for name in modules], group_name=GROUP
             )
-            log = io.StringIO()
-            with contextlib.redirect_stdout(log):
+            with contextlib.redirect_stdout(io.StringIO()):  # setuptools' chatter
                 setup(
                     name="arkwright-core-compiled",
                     ext_modules=extensions,
@@ -90,12 +90,11 @@ def build(out: Path) -> list[str]:
 
 def up_to_date(out: Path) -> bool:
     """A build of exactly these sources is there, every module of it present."""
-    try:
-        stamp = json.loads((out / STAMP).read_text())
-    except (OSError, ValueError):
+    stamp = read_stamp(out)
+    if stamp is None or not current(stamp):
         return False
     built = {p.name.split(".")[0] for p in (out / "arkwright" / "core").glob("*.so")}
-    return current(stamp) and set(stamp["modules"]) <= built
+    return set(stamp["modules"]) <= built
 
 
 def main() -> int:
