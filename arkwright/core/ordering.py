@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from typing import Protocol
 
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job, JobState
@@ -26,7 +25,21 @@ SKIP_LIST = -1  # `ListGate.room`: nothing in this list can do anything in this 
 NO_LIMIT = 1 << 62  # `ListGate.room`: any job of this list may act, whatever its size
 
 
-class PriorityOrder:
+class QueueOrder:
+    """What the pass asks of an order. A base class, not a union or a protocol: the
+    compiled core then calls `key` through its method table, not Python's attribute
+    lookup, on the hottest path there is."""
+
+    dynamic = False  # whether a waiting job's key can change (fair share: it can)
+
+    def share(self, tenant: str) -> float:
+        raise NotImplementedError
+
+    def key(self, job: Job) -> OrderKey:
+        raise NotImplementedError
+
+
+class PriorityOrder(QueueOrder):
     """Priority class, then first come first served."""
 
     dynamic = False  # keys never change while a job waits
@@ -38,7 +51,7 @@ class PriorityOrder:
         return (-job.priority, 0.0, job.submit_time, job.seq)
 
 
-class FairShareOrder:
+class FairShareOrder(QueueOrder):
     """Weighted fair share between programmes (current GPUs per unit of weight)."""
 
     dynamic = True
@@ -54,15 +67,15 @@ class FairShareOrder:
         return (-job.priority, self.share(job.tenant), job.submit_time, job.seq)
 
 
-QueueOrder = PriorityOrder | FairShareOrder
+class ListGate:
+    """What `in_order` asks of the pass about a list (see `in_order`); the pass's
+    `pass_run.PassGate` answers. A base class for the same reason as `QueueOrder`."""
 
+    def room(self, jobs: list[Job]) -> int:
+        raise NotImplementedError
 
-class ListGate(Protocol):
-    """What `in_order` asks of the pass about a list (see `in_order`)."""
-
-    def room(self, jobs: list[Job]) -> int: ...
-
-    def pass_over(self, jobs: list[Job], start: int, room: int) -> int: ...
+    def pass_over(self, jobs: list[Job], start: int, room: int) -> int:
+        raise NotImplementedError
 
 
 class ListFilter:
@@ -73,6 +86,12 @@ class ListFilter:
 
     def __init__(self, mask: int) -> None:
         self.mask = mask
+
+
+# A heap entry: the list head's key spelled out flat, then the list's number and the
+# head's index in it. Flat, not (key, n, i): the merge compares entries most of all, and
+# a nested tuple costs every comparison an equality test of the keys before the order.
+HeapEntry = tuple[int, float, float, int, int, int]
 
 
 def in_order(
@@ -95,19 +114,30 @@ def in_order(
     as when its head comes up: the caller says so when the reasons it gives hold for the
     rest of the pass (room only shrinks and per-programme counts only grow while no
     preemption can open pools), so a list that can do nothing costs no heap work."""
-    key_of = order.key
     dynamic = order.dynamic
-    heap: list[tuple[OrderKey, int, list[Job], int]] = []
+    heap: list[HeapEntry] = []
+    lists: list[list[Job]] = []
     mask = consider.mask
-    for n, ((_, cls_index), jobs) in enumerate(queue.lists.items()):
+    for (_, cls_index), jobs in queue.lists.items():
         if jobs and classes[cls_index].pool_mask & mask:
             if skip_before_heap and gate is not None and gate.room(jobs) < 0:
                 continue
-            heap.append((key_of(jobs[0]), n, jobs, 0))
+            heap.append(entry(order, jobs[0], len(lists), 0))
+            lists.append(jobs)
     heapq.heapify(heap)
-    pop, push = heapq.heappop, heapq.heappush
-    while heap:
-        key, n, jobs, i = pop(heap)
+    # The entry that follows the one just taken: pushed and popped in one step, which
+    # costs one comparison when it is still the smallest (a run from one list).
+    follow: HeapEntry | None = None
+    while True:
+        if follow is not None:
+            top = heapq.heappushpop(heap, follow)
+            follow = None
+        elif heap:
+            top = heapq.heappop(heap)
+        else:
+            return
+        n, i = top[4], top[5]
+        jobs = lists[n]
         if i >= len(jobs):
             continue
         job = jobs[i]
@@ -120,16 +150,22 @@ def in_order(
             if job.fit_size > room:
                 nxt = gate.pass_over(jobs, i, room)
                 if nxt < len(jobs):
-                    push(heap, (key_of(jobs[nxt]), n, jobs, nxt))
+                    follow = entry(order, jobs[nxt], n, nxt)
                 continue
-        if dynamic:
-            fresh = key_of(job)
-            if fresh > key:
-                push(heap, (fresh, n, jobs, i))
-                continue
+        # A key differs from the one it was pushed with only in its share (fair share:
+        # the programme's usage grew in this pass), so only that is compared.
+        if dynamic and order.share(job.tenant) > top[1]:
+            follow = entry(order, job, n, i)
+            continue
         yield job
         # A job that started, or went to wait outside the queue, has left its list, so
         # the same index now holds the next one.
         nxt = i if job.state is not JobState.PENDING or job.held else i + 1
         if nxt < len(jobs):
-            push(heap, (key_of(jobs[nxt]), n, jobs, nxt))
+            follow = entry(order, jobs[nxt], n, nxt)
+
+
+def entry(order: QueueOrder, job: Job, n: int, i: int) -> HeapEntry:
+    """The heap entry of `job`, at index `i` of list `n`: its key, then where it is."""
+    priority, share, submitted, seq = order.key(job)
+    return (priority, share, submitted, seq, n, i)

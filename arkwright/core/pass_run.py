@@ -15,7 +15,7 @@ from arkwright.core.decisions import Decision, Reject
 from arkwright.core.dependencies import Ended
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job, JobState
-from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListFilter, in_order
+from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListFilter, ListGate, in_order
 from arkwright.core.pass_state import PassState
 from arkwright.core.pool_choice import choose_pool
 
@@ -50,7 +50,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
             s.order,
             s.eligibility.classes,
             consider,
-            ListGate(s, p),
+            PassGate(s, p),
             skip_before_heap=early,
         )
     else:
@@ -134,7 +134,7 @@ def begin_pass(s: Scheduler, now: float, full: bool, new_jobs: list[Job]) -> Pas
     return p
 
 
-class ListGate:
+class PassGate(ListGate):
     """What of a (programme, class) list could act in this pass (`ordering.in_order`
     asks when the list's head comes up), and passing over what cannot."""
 

@@ -34,7 +34,19 @@ def carbon_score(pool: Pool, speed: float, now: float) -> tuple:
     return (grams_per_work, -speed, pool.index)
 
 
-class PackPlacement:
+class PlacementStrategy:
+    """What `pool_choice` asks of a strategy. A base class, not a union: the compiled
+    core then calls it through its method table (`ordering.QueueOrder` says why)."""
+
+    def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
+        """The slowest speed the job may accept on a pool now."""
+        return 0.0
+
+    def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
+        raise NotImplementedError
+
+
+class PackPlacement(PlacementStrategy):
     """Fill the fullest pool first; speed-blind."""
 
     def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
@@ -44,7 +56,7 @@ class PackPlacement:
         return pack_score(pool, state)
 
 
-class HeteroPlacement:
+class HeteroPlacement(PlacementStrategy):
     """Gavel-like throughput-aware choice, refusing much slower GPUs until the job has
     waited as long as it would run on its best one."""
 
@@ -75,9 +87,6 @@ class CarbonPlacement(HeteroPlacement):
 
     def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
         return carbon_score(pool, speed, now)
-
-
-PlacementStrategy = PackPlacement | HeteroPlacement | CarbonPlacement
 
 
 def placement_for(

@@ -45,7 +45,10 @@ class PoolState:
         gpn = self.gpus_per_node
         if gpus <= gpn:
             by_free = self.nodes_by_free
-            return any(by_free[k] for k in range(gpus, gpn + 1))
+            for k in range(gpus, gpn + 1):  # noqa: SIM110 - any() makes a generator per call
+                if by_free[k]:
+                    return True
+            return False
         return len(self.nodes_by_free[gpn]) * gpn >= gpus
 
     def max_fit(self) -> int:

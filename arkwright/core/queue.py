@@ -24,10 +24,11 @@ class JobQueue:
         # Per list, how many jobs of each gang size wait: the smallest gang of a list is
         # what a pass compares with the room left before it skips the whole list.
         self.gang_sizes: dict[ListKey, dict[int, int]] = {}
+        self._smallest: dict[ListKey, int] = {}  # min of each list's gang sizes, kept
         self.size = 0
 
     def smallest_gang(self, key: ListKey) -> int:
-        return min(self.gang_sizes[key])
+        return self._smallest[key]
 
     def __len__(self) -> int:
         return self.size
@@ -40,6 +41,9 @@ class JobQueue:
             sizes = self.gang_sizes[key] = {}
         size = job.fit_size
         sizes[size] = sizes.get(size, 0) + 1
+        smallest = self._smallest.get(key)
+        if smallest is None or size < smallest:
+            self._smallest[key] = size
         if jobs is None:
             self.lists[key] = [job]
         elif static_key(jobs[-1]) <= static_key(job):
@@ -63,9 +67,12 @@ class JobQueue:
             sizes[size] = left
         else:
             del sizes[size]
+            if sizes and size == self._smallest[key]:
+                self._smallest[key] = min(sizes)
         if not jobs:
             del self.lists[key]
             del self.gang_sizes[key]
+            del self._smallest[key]
 
     def __iter__(self):
         for jobs in self.lists.values():

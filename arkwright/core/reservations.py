@@ -10,13 +10,13 @@ pool's running jobs at every replan.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import can_ever_hold, shape_on
 from arkwright.core.job import Job
+from arkwright.core.ordering import QueueOrder
 from arkwright.core.pool_state import PoolState
 from arkwright.core.running import RunningSet
 from arkwright.core.shadow import ShadowIndex
@@ -39,12 +39,12 @@ class ReservationBook:
         fleet: Fleet,
         pool_states: list[PoolState],
         running: RunningSet,
-        order_key: Callable[[Job], tuple],
+        order: QueueOrder,
     ) -> None:
         self._pools = fleet.pools
         self._states = pool_states
         self._running = running
-        self._order_key = order_key
+        self._order = order
         self.by_pool: dict[int, Reservation] = {}
         self.pool_of: dict[str, int] = {}  # holder's job id -> pool
         self._shadows = [
@@ -63,8 +63,8 @@ class ReservationBook:
         self, job: Job, reservation: Reservation, pool: Pool, speed: float, now: float
     ) -> bool:
         """May `job` start on this reserved pool now without delaying the holder?"""
-        order_key = self._order_key
-        if order_key(job) < order_key(reservation.holder):
+        order = self._order
+        if order.key(job) < order.key(reservation.holder):
             return True  # the reservation belongs to a job behind this one
         if reservation.stale:
             self._refresh(reservation, now)
@@ -96,7 +96,7 @@ class ReservationBook:
             return
         pool = self._pools[pool_index]
         end = now + max(job.requested_s - job.work_done_s, 0.0) / speed
-        if self._order_key(job) < self._order_key(reservation.holder):
+        if self._order.key(job) < self._order.key(reservation.holder):
             reservation.stale = True
         elif end > reservation.shadow_time:
             reservation.spare_nodes -= self._nodes_consumed(job, pool)
@@ -128,14 +128,14 @@ class ReservationBook:
         this one holds them): in a pass that meets jobs in order, those stay out of reach
         of every later job too, so the pass need not ask again."""
         best: Reservation | None = None
-        key = self._order_key(job)
+        key = self._order.key(job)
         pools = self._pools
         held_ahead = 0
         for i in cls.pools:
             if unavailable_mask >> i & 1 or not job.pool_mask >> i & 1:
                 continue
             current = self.by_pool.get(i)
-            if current is not None and self._order_key(current.holder) < key:
+            if current is not None and self._order.key(current.holder) < key:
                 held_ahead |= 1 << i
                 continue
             if not can_ever_hold(job, pools[i]):

@@ -30,7 +30,7 @@ from arkwright.core.fleet import Fleet, Pool
 from arkwright.core.gang import shape_on
 from arkwright.core.holds import BEGIN_TIME, CARBON, Holds
 from arkwright.core.job import Job, JobState
-from arkwright.core.ordering import FairShareOrder, PriorityOrder
+from arkwright.core.ordering import FairShareOrder, PriorityOrder, QueueOrder
 from arkwright.core.pass_run import run_pass
 from arkwright.core.pass_state import PassStats
 from arkwright.core.placement import placement_for
@@ -78,7 +78,7 @@ class Scheduler:
         self._seq = 0
         self._speed_rows: dict[str, list[float]] = {}
         # The stages, each chosen once from the policy.
-        self.order = (
+        self.order: QueueOrder = (
             FairShareOrder(self.usage_gpus, self.weights) if policy.fairshare else PriorityOrder()
         )
         self.placement = placement_for(
@@ -87,7 +87,7 @@ class Scheduler:
             typical_speeds(self.throughput, fleet.pools),
             config.hetero_min_speed_fraction,
         )
-        self.reservations = ReservationBook(fleet, self.pool_states, self.runs, self.order.key)
+        self.reservations = ReservationBook(fleet, self.pool_states, self.runs, self.order)
         self.preemptor = Preemptor(self) if policy.preemption else None
         self.carbon = (
             CarbonDeferral(fleet, config.carbon_min_saving, config.carbon_lookahead_s)
