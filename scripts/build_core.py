@@ -28,8 +28,10 @@ sys.path.insert(0, str(REPO))
 
 from arkwright.compiled import (  # noqa: E402
     GROUP,
+    PACKAGES,
     STAMP,
     build_dir,
+    build_sources,
     compiled_modules,
     current,
     read_stamp,
@@ -41,24 +43,27 @@ def build(out: Path) -> list[str]:
     from mypyc.build import mypycify  # mypy ships mypyc (a dev dependency)
     from setuptools import setup
 
-    core = REPO / "arkwright" / "core"
-    modules = compiled_modules(core)
-    digest = source_digest(core)
+    root = REPO / "arkwright"
+    modules = compiled_modules(root)
+    digest = source_digest(root)
     with tempfile.TemporaryDirectory(prefix="arkwright-build-") as scratch:
         work = Path(scratch)
-        (work / "arkwright" / "core").mkdir(parents=True)
+        for package in PACKAGES:
+            (work / "arkwright" / package).mkdir(parents=True)
         (work / "arkwright" / "__init__.py").write_text("")
-        for source in core.glob("*.py"):
-            shutil.copy2(source, work / "arkwright" / "core" / source.name)
-        if source_digest(work / "arkwright" / "core") != digest:
-            raise RuntimeError("the core changed while it was being copied; run again")
+        for source in build_sources(root):
+            shutil.copy2(source, work / "arkwright" / source.relative_to(root))
+        if source_digest(work / "arkwright") != digest:
+            raise RuntimeError("the sources changed while they were being copied; run again")
         staged = work / "out"
         here = os.getcwd()
         os.chdir(work)  # mypyc names modules by path and writes C into ./build
         try:
-            extensions = mypycify(
-                [f"arkwright/core/{name}.py" for name in modules], group_name=GROUP
-            )
+            # What the compiled modules import from outside the copy (the rest of
+            # `sim`, the fleet catalogue) is typed Any: called as Python, never compiled.
+            flags = ["--ignore-missing-imports", "--follow-imports=silent"]
+            paths = [f"arkwright/{name.replace('.', '/')}.py" for name in modules]
+            extensions = mypycify(flags + paths, group_name=GROUP)
             with contextlib.redirect_stdout(io.StringIO()):  # setuptools' chatter
                 setup(
                     name="arkwright-core-compiled",
@@ -93,7 +98,11 @@ def up_to_date(out: Path) -> bool:
     stamp = read_stamp(out)
     if stamp is None or not current(stamp):
         return False
-    built = {p.name.split(".")[0] for p in (out / "arkwright" / "core").glob("*.so")}
+    built = {
+        f"{package}.{p.name.split('.')[0]}"
+        for package in PACKAGES
+        for p in (out / "arkwright" / package).glob("*.so")
+    }
     return set(stamp["modules"]) <= built
 
 
@@ -112,7 +121,7 @@ def main() -> int:
         )
         return 0
     took = time.perf_counter() - started
-    print(f"compiled {len(modules)} core modules with mypyc in {took:.0f} s -> {out}")
+    print(f"compiled {len(modules)} modules (core, sim loop) with mypyc in {took:.0f} s -> {out}")
     return 0
 
 

@@ -21,7 +21,10 @@ PACKAGES = [
         "chart.js",
         "4.5.1",
         "sha512-GIjfiT9dbmHRiYi6Nl2yFCq7kkwdkp1W/lp2J99rX0yo9tgJGn3lKQATztIjb5tVtevcBtIdICNWqlq5+E8/Pw==",
-        {"package/dist/chart.umd.min.js": "chart.umd.min.js", "package/LICENSE.md": "chart.js.LICENSE.md"},
+        {
+            "package/dist/chart.umd.min.js": "chart.umd.min.js",
+            "package/LICENSE.md": "chart.js.LICENSE.md",
+        },
     ),
 ]
 VENDOR = Path(__file__).resolve().parents[1] / "arkwright" / "service" / "static" / "vendor"

@@ -34,7 +34,7 @@ def test_the_core_in_use_is_the_one_this_run_expects():
 def _fake_build(tmp_path: Path, digest: str) -> Path:
     where = tmp_path / "arkwright-compiled"
     (where / "arkwright" / "core").mkdir(parents=True)
-    stamp = {"digest": digest, "python": sys.version, "modules": ["job"]}
+    stamp = {"digest": digest, "python": sys.version, "modules": ["core.job"]}
     (where / compiled.STAMP).write_text(json.dumps(stamp))
     return where
 
@@ -62,15 +62,33 @@ def test_no_build_and_the_override_both_mean_plain_python(tmp_path, monkeypatch)
     assert list(arkwright.core.__path__) == path_before
 
 
-def test_the_digest_covers_every_core_source(tmp_path):
-    core = tmp_path / "core"
-    core.mkdir()
-    for name in ("job.py", "errors.py"):
-        (core / name).write_text(f"# {name}\n")
-    before = compiled.source_digest(core)
-    (core / "errors.py").write_text("# errors.py, edited\n")  # not compiled, but imported
-    assert compiled.source_digest(core) != before
-    assert compiled.compiled_modules(core) == ["job"]
+def test_the_digest_covers_every_source_the_build_copies(tmp_path):
+    root = tmp_path / "arkwright"
+    (root / "core").mkdir(parents=True)
+    (root / "sim").mkdir()
+    for name in ("core/job.py", "core/errors.py", "sim/__init__.py", "sim/report.py"):
+        (root / name).write_text(f"# {name}\n")
+    for name in compiled.SIM_COMPILED:
+        (root / "sim" / f"{name}.py").write_text(f"# {name}\n")
+    before = compiled.source_digest(root)
+    (root / "core" / "errors.py").write_text("# edited\n")  # not compiled, but imported
+    edited_core = compiled.source_digest(root)
+    assert edited_core != before
+    (root / "sim" / "simulator.py").write_text("# edited\n")  # compiled
+    assert compiled.source_digest(root) != edited_core
+    (root / "sim" / "report.py").write_text("# edited\n")  # neither copied nor compiled
+    unchanged = compiled.source_digest(root)
+    (root / "sim" / "report.py").write_text("# edited again\n")
+    assert compiled.source_digest(root) == unchanged
+    assert compiled.compiled_modules(root) == ["core.job", "sim.recorder", "sim.simulator"]
+
+
+def test_the_simulator_loop_runs_compiled_with_the_core():
+    import arkwright.sim.recorder
+    import arkwright.sim.simulator
+
+    suffixes = {Path(m.__file__).suffix for m in (arkwright.sim.simulator, arkwright.sim.recorder)}
+    assert suffixes == {".so" if compiled.STATUS.startswith("compiled") else ".py"}
 
 
 _DECISIONS = """

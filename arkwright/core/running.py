@@ -6,7 +6,7 @@ One owner for these facts: the scheduler's stages read them, only `mark_running`
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 
 from arkwright.core.job import Job, JobState, PriorityClass
 from arkwright.core.pool_state import Allocation
@@ -18,10 +18,13 @@ def end_key(job: Job) -> tuple[float, int]:
 
 
 class RunningSet:
-    __slots__ = ("by_end", "preemptible_by_priority", "usage_gpus")
+    __slots__ = ("_end_keys", "by_end", "preemptible_by_priority", "usage_gpus")
 
     def __init__(self, pools: int) -> None:
         self.by_end: list[list[Job]] = [[] for _ in range(pools)]
+        # Each pool's `end_key`s, in step with `by_end`: bisecting them needs no key
+        # function called at every probe (a start and a finish each bisect once).
+        self._end_keys: list[list[tuple[float, int]]] = [[] for _ in range(pools)]
         self.usage_gpus: dict[str, int] = {}
         self.preemptible_by_priority = [0] * len(PriorityClass)
 
@@ -38,17 +41,24 @@ class RunningSet:
         job.state = JobState.RUNNING
         job.pool_index = pool_index
         job.allocation = allocation
-        job.allocated_gpus = sum(g for _, g in allocation)
+        gpus = 0
+        for _, on_node in allocation:
+            gpus += on_node
+        job.allocated_gpus = gpus
         job.speed = speed
         job.started_at = started_at
         if job.first_started_at < 0:
             job.first_started_at = started_at
         job.expected_end = started_at + max(job.requested_s - job.work_done_s, 0.0) / speed
-        running = self.by_end[pool_index]
-        if not running or end_key(running[-1]) <= end_key(job):
+        running, keys = self.by_end[pool_index], self._end_keys[pool_index]
+        key = end_key(job)
+        if not keys or keys[-1] <= key:
             running.append(job)
+            keys.append(key)
         else:
-            insort(running, job, key=end_key)
+            i = bisect_right(keys, key)
+            running.insert(i, job)
+            keys.insert(i, key)
         self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
         if job.preemptible:
             self.preemptible_by_priority[job.priority] += 1
@@ -56,11 +66,12 @@ class RunningSet:
     def release(self, job: Job) -> None:
         """Take a job off its pool's run list (its GPUs are the caller's to give back)."""
         pool_index = job.pool_index
-        running = self.by_end[pool_index]
-        i = bisect_left(running, end_key(job), key=end_key)
+        running, keys = self.by_end[pool_index], self._end_keys[pool_index]
+        i = bisect_left(keys, end_key(job))
         if i >= len(running) or running[i] is not job:
             raise AssertionError(f"job {job.job_id} missing from pool {pool_index} run list")
         del running[i]
+        del keys[i]
         self.usage_gpus[job.tenant] -= job.allocated_gpus
         if job.preemptible:
             self.preemptible_by_priority[job.priority] -= 1

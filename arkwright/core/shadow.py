@@ -21,7 +21,13 @@ from arkwright.core.gang import GangShape
 from arkwright.core.job import Job
 from arkwright.core.pool_state import PoolState
 
-_NOW = (-math.inf, -1)
+# A node's reach key, (end, seq) of a running job. Typed as a tuple of any length on
+# purpose: the compiled core keeps a fixed-length tuple unboxed and would build a fresh
+# object for it at every dict and bisect call of the re-keying loop; this stays the one
+# object made by `_reach`.
+ReachKey = tuple[float, ...]
+
+_NOW: ReachKey = (-math.inf, -1)
 
 
 class ShadowIndex:
@@ -36,9 +42,9 @@ class ShadowIndex:
         # Per node, its running jobs' (end, seq, gpus there), in end order; None until
         # the first question.
         self._jobs_on: list[list[tuple[float, int, int]]] | None = None
-        self._lists: dict[int, list[tuple[float, int]]] = {}  # T -> distinct keys, sorted
-        self._counts: dict[int, dict[tuple[float, int], int]] = {}  # T -> nodes per key
-        self._entries: dict[int, list[tuple[float, int]]] = {}  # T -> key by node
+        self._lists: dict[int, list[ReachKey]] = {}  # T -> distinct keys, sorted
+        self._counts: dict[int, dict[ReachKey, int]] = {}  # T -> nodes per key
+        self._entries: dict[int, list[ReachKey]] = {}  # T -> key by node
         self._pending: dict[int, set[int]] = {}  # T -> nodes to re-key
 
     def _build(self) -> None:
@@ -52,9 +58,9 @@ class ShadowIndex:
         jobs_on = self._jobs_on
         if jobs_on is None:
             return
-        key = (job.expected_end, job.seq)
+        end, seq = job.expected_end, job.seq
         for node, gpus in job.allocation:
-            insort(jobs_on[node], (*key, gpus))
+            insort(jobs_on[node], (end, seq, gpus))
         self._touch(job)
 
     def ended(self, job: Job) -> None:
@@ -87,14 +93,14 @@ class ShadowIndex:
                 return key[0], reached
         return math.inf, reached
 
-    def _keys(self, threshold: int) -> tuple[list[tuple[float, int]], dict[tuple[float, int], int]]:
+    def _keys(self, threshold: int) -> tuple[list[ReachKey], dict[ReachKey, int]]:
         """The distinct reach keys for this threshold, sorted, and how many nodes have
         each. Keeping distinct keys, not one per node, makes a multi-node job's start or
         finish move one key, not one per node, in a list as long as the running jobs."""
         ends = self._lists.get(threshold)
         if ends is None:
             entries = [self._reach(node, threshold) for node in range(self._state.nodes)]
-            counts: dict[tuple[float, int], int] = {}
+            counts: dict[ReachKey, int] = {}
             for key in entries:
                 counts[key] = counts.get(key, 0) + 1
             ends = sorted(counts)
@@ -128,7 +134,7 @@ class ShadowIndex:
             pending.clear()
         return ends, counts
 
-    def _reach(self, node: int, threshold: int) -> tuple[float, int]:
+    def _reach(self, node: int, threshold: int) -> ReachKey:
         free = self._state.node_free[node]
         if free >= threshold:
             return _NOW

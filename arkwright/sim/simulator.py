@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,11 +25,15 @@ from arkwright.core.job import Job
 from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import Scheduler, SchedulerConfig
 from arkwright.core.throughput import ThroughputTable
-from arkwright.sim.metrics import Recorder
+from arkwright.sim.metrics import summarize
+from arkwright.sim.recorder import Recorder
 from arkwright.sim.throughput_file import table_for
 
 ProgressFn = Callable[[int, int], None]
-ObserverFn = Callable[[Decision, Scheduler], None]
+# The core the loop drives: `Scheduler`, or a stand-in with its calls (tests swap in the
+# frozen reference core). `Any`, not `Scheduler`, so that the compiled loop accepts both.
+SchedulerLike = Any
+ObserverFn = Callable[[Decision, SchedulerLike], None]
 
 
 @dataclass
@@ -53,7 +58,7 @@ class Simulator:
     progress: ProgressFn | None = None
     observer: ObserverFn | None = None  # sees every decision as it is carried out (tests)
     # Builds the core; tests swap in a frozen reference implementation to compare against.
-    scheduler_factory: Callable[..., Scheduler] = Scheduler
+    scheduler_factory: Callable[..., SchedulerLike] = Scheduler
 
     def run(self, jobs: list[Job], trace_name: str = "") -> SimulationResult:
         wall_start = time.perf_counter()
@@ -202,7 +207,8 @@ class Simulator:
                     recorder.run_segment(
                         pools[pool_index], job.allocated_gpus, job.started_at, stop
                     )
-        summary = recorder.summary(
+        summary = summarize(
+            recorder,
             unfinished=unfinished,
             wall_time_s=time.perf_counter() - wall_start,
             events=events,
@@ -223,7 +229,7 @@ class Simulator:
         return SimulationResult(summary, timeline, recorder.timeline_start, waits, by_tenant)
 
 
-def pass_summary(scheduler: Scheduler, pass_seconds: list[float]) -> dict:
+def pass_summary(scheduler: SchedulerLike, pass_seconds: list[float]) -> dict:
     """Scheduling passes: how many, how many jobs each examined, how long each took.
 
     Calls that had nothing to look at (no queue, nothing changed) return at once and are

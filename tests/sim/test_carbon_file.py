@@ -1,7 +1,7 @@
 import pytest
 
 from arkwright.sim.carbon_file import CarbonFileError, read_carbon_csv, with_carbon_series
-from arkwright.sim.metrics import CarbonClock
+from arkwright.sim.recorder import CarbonClock
 
 
 def write(tmp_path, text):
