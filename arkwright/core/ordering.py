@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job, JobState
-from arkwright.core.queue import JobQueue
+from arkwright.core.queue import JobQueue, ListKey
 
 OrderKey = tuple[int, float, float, int]
 
@@ -71,7 +71,7 @@ class ListGate:
     """What `in_order` asks of the pass about a list (see `in_order`); the pass's
     `pass_run.PassGate` answers. A base class for the same reason as `QueueOrder`."""
 
-    def room(self, jobs: list[Job]) -> int:
+    def room(self, key: ListKey, jobs: list[Job]) -> int:
         raise NotImplementedError
 
     def pass_over(self, jobs: list[Job], start: int, room: int) -> int:
@@ -104,7 +104,7 @@ def in_order(
 ) -> Iterator[Job]:
     """Queued jobs in policy order, skipping whole lists whose pools aren't considered.
 
-    `gate.room(list)`, asked when a list's head comes up, says what of the list could do
+    `gate.room(key, list)`, asked when a list's head comes up, says what of the list could do
     anything in this pass now: SKIP_LIST (nothing), NO_LIMIT (any job), or a gang size:
     jobs needing more than that on one node can neither start nor do anything else, so
     `gate.pass_over` passes them over in a tight loop (charging the pass's bounds as if
@@ -117,23 +117,26 @@ def in_order(
     dynamic = order.dynamic
     heap: list[HeapEntry] = []
     lists: list[list[Job]] = []
+    list_keys: list[ListKey] = []  # the queue's own key objects: asked of `gate.room`
     mask = consider.mask
-    for (_, cls_index), jobs in queue.lists.items():
-        if jobs and classes[cls_index].pool_mask & mask:
-            if skip_before_heap and gate is not None and gate.room(jobs) < 0:
+    for list_key, jobs in queue.lists.items():
+        if jobs and classes[list_key[1]].pool_mask & mask:
+            if skip_before_heap and gate is not None and gate.room(list_key, jobs) < 0:
                 continue
             heap.append(entry(order, jobs[0], len(lists), 0))
             lists.append(jobs)
+            list_keys.append(list_key)
     heapq.heapify(heap)
+    pushpop, pop = heapq.heappushpop, heapq.heappop  # looked up once, not per job
     # The entry that follows the one just taken: pushed and popped in one step, which
     # costs one comparison when it is still the smallest (a run from one list).
     follow: HeapEntry | None = None
     while True:
         if follow is not None:
-            top = heapq.heappushpop(heap, follow)
+            top = pushpop(heap, follow)
             follow = None
         elif heap:
-            top = heapq.heappop(heap)
+            top = pop(heap)
         else:
             return
         n, i = top[4], top[5]
@@ -144,7 +147,7 @@ def in_order(
         if not classes[job.eligibility_class].pool_mask & consider.mask:
             continue
         if gate is not None:
-            room = gate.room(jobs)
+            room = gate.room(list_keys[n], jobs)
             if room < 0:
                 continue
             if job.fit_size > room:

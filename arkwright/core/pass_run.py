@@ -18,6 +18,7 @@ from arkwright.core.job import Job, JobState
 from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListFilter, ListGate, in_order
 from arkwright.core.pass_state import PassState
 from arkwright.core.pool_choice import choose_pool
+from arkwright.core.queue import ListKey
 
 if TYPE_CHECKING:
     from arkwright.core.scheduler import Scheduler
@@ -44,7 +45,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
     if dirty or p.strict:
         # Before the heap only where the skip can fire from the start: no preemption
         # can open pools, and no backfill claim is open (none is made yet).
-        early = not (s.policy.backfill or p.strict or p.may_preempt)
+        early = not (s.backfill or p.strict or p.may_preempt)
         candidates = in_order(
             s.queue,
             s.order,
@@ -89,7 +90,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
         if s.preemptor is not None and s.preemptor.preempt_in_pass(p, job, cls, consider):
             continue
         # 8. Backfill: the first blocked job per pool holds a reservation.
-        if s.policy.backfill:
+        if s.backfill:
             held = s.reservations.pool_of.get(job.job_id)
             if held is not None:
                 p.claimed_mask |= 1 << held
@@ -116,7 +117,7 @@ def begin_pass(s: Scheduler, now: float, full: bool, new_jobs: list[Job]) -> Pas
     for i, state in enumerate(s.pool_states):
         if state.free_gpus:
             open_mask |= 1 << i
-    p = PassState(now, full, open_mask & ~s.cordoned_mask, s.policy.strict)
+    p = PassState(now, full, open_mask & ~s.cordoned_mask, s.strict)
     p.keys_dynamic = s.order.dynamic
     config = s.config
     p.max_examined = (
@@ -146,7 +147,7 @@ class PassGate(ListGate):
         )
         self._per_tenant = s.config.max_jobs_per_tenant_per_pass
 
-    def room(self, jobs: list[Job]) -> int:
+    def room(self, key: ListKey, jobs: list[Job]) -> int:
         """Nothing, when the list's programme has had its turn (the per-programme bound)
         or its smallest gang is larger than anything that fits on its class's open
         pools; otherwise, when no job of it could claim a reservation, preempt or be
@@ -158,11 +159,11 @@ class PassGate(ListGate):
         if not self._may_idle or (p.may_preempt and p.preemption_attempts_left):
             return NO_LIMIT
         cls = s.eligibility.classes[head.eligibility_class]
-        if s.policy.backfill and cls.pool_mask & ~out_of_reach(s, p):
+        if s.backfill and cls.pool_mask & ~out_of_reach(s, p):
             return NO_LIMIT  # a job of it may still claim a reservation
         usable = cls.pool_mask & p.open_mask
         fit = fit_on(s, p, cls, usable) if usable else 0
-        if s.queue.smallest_gang((head.tenant, head.eligibility_class)) <= fit:
+        if s.queue.smallest_gang(key) <= fit:
             return fit
         s.stats.lists_skipped += 1
         return SKIP_LIST

@@ -71,6 +71,11 @@ class Scheduler:
         self.cordoned_mask = 0
         self.ledger = BudgetLedger(dict(config.budgets)) if config.budgets else None
         self.stats = PassStats()
+        # The policy's two flags a pass reads at every job it examines, copied here: the
+        # compiled core reads its own attributes natively, `PolicySpec`'s (interpreted:
+        # core/policy.py) through Python's attribute lookup.
+        self.backfill = policy.backfill
+        self.strict = policy.strict
         self.all_pools_mask = (1 << len(fleet.pools)) - 1
         self._dirty_mask = 0  # pools that gained free GPUs since the last pass
         self._new_mask = 0  # pools eligible for jobs that arrived since the last pass
