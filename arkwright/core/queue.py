@@ -7,7 +7,7 @@ jobs. Within a list the order is fixed: priority class, then submission time.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right
 
 from arkwright.core.job import Job
 
@@ -21,6 +21,9 @@ def static_key(job: Job) -> tuple[int, float, int]:
 class JobQueue:
     def __init__(self) -> None:
         self.lists: dict[ListKey, list[Job]] = {}
+        # Each list's `static_key`s, in step with it: bisecting them calls no key function
+        # at every probe (as `running.RunningSet` keeps its end keys).
+        self._keys: dict[ListKey, list[tuple[int, float, int]]] = {}
         # Per list, how many jobs of each gang size wait: the smallest gang of a list is
         # what a pass compares with the room left before it skips the whole list.
         self.gang_sizes: dict[ListKey, dict[int, int]] = {}
@@ -44,21 +47,28 @@ class JobQueue:
         smallest = self._smallest.get(key)
         if smallest is None or size < smallest:
             self._smallest[key] = size
+        order = static_key(job)
         if jobs is None:
-            self.lists[key] = [job]
-        elif static_key(jobs[-1]) <= static_key(job):
+            jobs = self.lists[key] = []
+            self._keys[key] = []
+        keys = self._keys[key]
+        if not keys or keys[-1] <= order:
             jobs.append(job)  # the common case: arrivals come in order
-        else:
-            insort(jobs, job, key=static_key)  # re-queued after preemption, or a high priority
+            keys.append(order)
+        else:  # re-queued after preemption, or a high priority
+            i = bisect_right(keys, order)
+            jobs.insert(i, job)
+            keys.insert(i, order)
         self.size += 1
 
     def remove(self, job: Job) -> None:
         key = (job.tenant, job.eligibility_class)
-        jobs = self.lists[key]
-        i = bisect_left(jobs, static_key(job), key=static_key)
+        jobs, keys = self.lists[key], self._keys[key]
+        i = bisect_left(keys, static_key(job))
         if i >= len(jobs) or jobs[i] is not job:
             raise KeyError(job.job_id)
         del jobs[i]
+        del keys[i]
         self.size -= 1
         sizes = self.gang_sizes[key]
         size = job.fit_size
@@ -71,6 +81,7 @@ class JobQueue:
                 self._smallest[key] = min(sizes)
         if not jobs:
             del self.lists[key]
+            del self._keys[key]
             del self.gang_sizes[key]
             del self._smallest[key]
 
