@@ -11,7 +11,9 @@ Nothing is lost or run twice:
   reports it LOST and the control plane places it again, on any eligible site;
 - the batch script writes an exit record beside the job's logs, so a job that ended and
   was purged from the controller's memory while Arkwright was down is still settled by
-  its own exit code; `sacct` is asked first where the site keeps accounting;
+  its own exit code; `sacct` is asked first where the site keeps accounting, and while
+  it cannot say yet (slurmdbd lags the controller) the job is asked about again, for a
+  bounded time, rather than called lost and run twice;
 - when the controller does not answer, runs stay tracked (jobs keep running under
   slurmd) and are judged when it answers again.
 """
@@ -47,7 +49,13 @@ from arkwright.backends.slurm_batch import (
     segments_to_json,
 )
 from arkwright.backends.slurm_cli import SlurmCli
-from arkwright.backends.slurm_client import SlurmClient, SlurmError, SlurmStatus, Submission
+from arkwright.backends.slurm_client import (
+    AccountingNotYet,
+    SlurmClient,
+    SlurmError,
+    SlurmStatus,
+    Submission,
+)
 from arkwright.backends.slurm_rest import SlurmRest
 from arkwright.core.fleet import Fleet
 from arkwright.fleets.identity import SLURM_DEFAULT
@@ -99,6 +107,8 @@ class _Run:
     submitted_at: float
     last_state: str = ""
     last_error: str = ""  # the SlurmError that last kept it from being judged
+    unknown_since: float | None = None  # first seen missing from the controller
+    undecided: str = ""  # why, since then, neither accounting nor an exit record could tell
 
 
 def _closed_ancestor(path: Path) -> Path | None:
@@ -398,21 +408,33 @@ class SlurmBackend:
             return None  # cut short as the job died: no record
 
     def _settle_unknown(self, run: _Run, now: float) -> Outcome | None:
-        """The controller no longer lists the job: accounting, then the exit record."""
-        accounted = self.client.accounting(str(run.slurm_id), f"ark-{run.job_id}", run.submitted_at)
+        """The controller no longer lists the job: accounting, then the exit record. With
+        neither able to say how it ended, it is asked about again until
+        `accounting_wait_s` has passed since it went missing, and only then called lost."""
+        if run.unknown_since is None:
+            run.unknown_since = now
+        undecided = ""
+        try:
+            accounted = self.client.accounting(
+                str(run.slurm_id), f"ark-{run.job_id}", run.submitted_at
+            )
+        except AccountingNotYet as exc:
+            accounted, undecided = None, str(exc)
         if accounted is not None:
             status, exit_code = accounted
-            if status.state in ACTIVE_STATES:
-                return None
-            ending, reason = ENDINGS.get(status.state, (Ending.FAILED, "ended"))
-            return Outcome(
-                run.job_id,
-                ending,
-                status.ended_at or now,
-                exit_code,
-                f"Slurm job {run.slurm_id} {status.state} (from sacct)"
-                + (f": {reason}" if reason else ""),
-            )
+            if status.state not in ACTIVE_STATES:
+                ending, reason = ENDINGS.get(status.state, (Ending.FAILED, "ended"))
+                return Outcome(
+                    run.job_id,
+                    ending,
+                    status.ended_at or now,
+                    exit_code,
+                    f"Slurm job {run.slurm_id} {status.state} (from sacct)"
+                    + (f": {reason}" if reason else ""),
+                )
+            # Accounting has not heard it end: it may still be running under slurmd, or
+            # its end was lost with the controller's state. Its exit record may tell.
+            undecided = f"sacct still shows it {status.state}"
         record = self._exit_record(run)
         if record is not None:
             exit_code = int(record.get("exit_code", 1))
@@ -424,13 +446,23 @@ class SlurmBackend:
                 f"Slurm job {run.slurm_id} ended (from its exit record)"
                 + ("" if exit_code == 0 else f": exit {exit_code}"),
             )
+        if undecided and now - run.unknown_since < self.settings.accounting_wait_s:
+            if undecided != run.undecided:  # once per distinct answer, not once per poll
+                run.undecided = undecided
+                self._event(
+                    run.job_id,
+                    "slurm",
+                    f"Slurm no longer lists job {run.slurm_id} and {undecided}: asking again",
+                )
+            return None
         return Outcome(
             run.job_id,
             Ending.LOST,
             now,
             None,
             f"Slurm no longer knows job {run.slurm_id} and it left no exit record "
-            "(purged, or the controller lost its state)",
+            "(purged, or the controller lost its state)"
+            + (f"; after {now - run.unknown_since:.0f} s, {undecided}" if undecided else ""),
         )
 
     # ----------------------------------------------------------------- cancel

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from arkwright.backends.base import BackendUnavailable
-from arkwright.backends.slurm_client import SlurmError, SlurmStatus, Submission
+from arkwright.backends.slurm_client import AccountingNotYet, SlurmError, SlurmStatus, Submission
 from arkwright.fleets.slurm_settings import SlurmSettings
 
 # Messages that mean "the controller (or the way to it) is not there right now", or that
@@ -189,11 +189,12 @@ class SlurmCli:
         except SlurmError as exc:
             if "accounting storage is disabled" in str(exc).lower():
                 self._has_sacct = False  # this site keeps none: stop asking
-            return None
-        except BackendUnavailable:
+                return None
+            raise AccountingNotYet(f"sacct: {exc}") from exc
+        except BackendUnavailable as exc:
             # The controller answered squeue a moment ago; it is accounting (slurmdbd or
-            # its database) that is away: no answer from it, so the exit record decides.
-            return None
+            # its database) that is away: no answer yet, not "no record".
+            raise AccountingNotYet(f"accounting not answering: {exc}") from exc
         self._has_sacct = True
         newest: tuple[float, SlurmStatus, int | None] | None = None
         for line in out.splitlines():
@@ -210,7 +211,9 @@ class SlurmCli:
             if newest is None or submitted >= newest[0]:
                 status = SlurmStatus(state.split()[0], "", parse_slurm_time(end))
                 newest = (submitted, status, exit_code)
-        return None if newest is None else (newest[1], newest[2])
+        if newest is None:
+            raise AccountingNotYet(f"sacct has no record of job {slurm_id} ({name}) yet")
+        return newest[1], newest[2]
 
     def read_file(self, path: str) -> str | None:
         try:

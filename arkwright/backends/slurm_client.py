@@ -15,6 +15,12 @@ class SlurmError(RuntimeError):
     """Slurm answered and said no (bad partition, unknown account, unknown job...)."""
 
 
+class AccountingNotYet(Exception):
+    """The site keeps accounting, but it could not answer now (slurmdbd or its database
+    away) or has no record of this submission yet: slurmctld sends a job's records to
+    slurmdbd after the fact, and under load they lag. Not an answer: ask again."""
+
+
 @dataclass(frozen=True)
 class SlurmStatus:
     state: str  # Slurm's job state, e.g. RUNNING, NODE_FAIL
@@ -70,6 +76,7 @@ class SlurmClient(Protocol):
     ) -> tuple[SlurmStatus, int | None] | None:
         """What the site's accounting (sacct) recorded for the job of this id and name
         submitted at about `submitted_at` (ids are reused when a controller loses its
-        state), or None where it keeps none or has no record of it yet."""
+        state), or None where the site keeps no accounting. Raises AccountingNotYet
+        where it keeps some but cannot say now or has no record of this job yet."""
 
     def read_file(self, path: str) -> str | None: ...

@@ -46,6 +46,11 @@ class SlurmSettings(BaseModel):
     # A job Slurm keeps PENDING this long is taken back and placed again (maybe elsewhere).
     pending_timeout_s: Annotated[float, Field(gt=0)] = 600.0
     command_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    # A job the controller no longer lists, of which accounting has no record yet and no
+    # exit record was found, is asked about again for this long before it is called lost
+    # and placed again: slurmdbd records a job's end after the controller, and placing a
+    # job that in fact ended would run it twice.
+    accounting_wait_s: Annotated[float, Field(ge=0)] = 300.0
     run_as: Literal["owner", "service"] = "owner"
     # Set by the loader from the site's [sites.identity] table (not written here).
     identity: IdentitySettings | None = Field(default=None, exclude=True)

@@ -284,6 +284,64 @@ def test_sacct_is_asked_first_where_the_site_keeps_accounting():
     assert "--duplicates" in args and "-j" in args and "--name=ark-j1" in args
 
 
+@pytest.mark.parametrize(
+    "silent_accounting",
+    [
+        "",  # no record of this submission yet: slurmdbd lags the controller
+        BackendUnavailable("sacct: slurmdbd not responding"),
+        SlurmError("sacct: error: Problem talking to the database"),
+        f"RUNNING|0:0|Unknown|{local_time(1001)}\n",  # never heard it end
+    ],
+    ids=["no-record-yet", "dbd-away", "dbd-error", "still-running"],
+)
+def test_a_forgotten_job_accounting_cannot_settle_yet_is_asked_again_not_run_twice(
+    silent_accounting,
+):
+    # The controller forgot the job and its exit record is gone: only accounting can tell
+    # how it ended, and it cannot say yet. Calling it lost now would place a job that may
+    # well have ended, and so run it twice; it is asked again until accounting_wait_s.
+    backend, scripted, _ = started({"accounting_wait_s": 120})
+    scripted.answers["squeue"] = ""
+    scripted.answers["sacct"] = silent_accounting
+    scripted.answers["cat"] = SlurmError("cat: exit.json: No such file or directory")
+    for now in (2000.0, 2030.0, 2060.0, 2119.0):
+        backend._next_poll = 0.0
+        assert backend.poll(now) == [], now
+    assert len(scripted.called("sacct")) == 4  # asked at every poll, not given up on
+    undecided = [d for _, _, d in backend.drain_events() if "asking again" in d]
+    assert len(undecided) == 1  # said once, not once per poll
+    # Accounting answers in time: settled by it, never placed again.
+    scripted.answers["sacct"] = f"FAILED|5:0|{local_time(1500)}|{local_time(1001)}\n"
+    backend._next_poll = 0.0
+    [outcome] = backend.poll(2110.0)
+    assert (outcome.ending, outcome.exit_code, outcome.ended_at) == (Ending.FAILED, 5, 1500.0)
+    assert "from sacct" in outcome.reason
+
+
+def test_a_forgotten_job_accounting_never_records_is_lost_after_the_wait():
+    backend, scripted, _ = started({"accounting_wait_s": 120})
+    scripted.answers["squeue"] = ""
+    scripted.answers["sacct"] = ""  # never a record
+    scripted.answers["cat"] = SlurmError("cat: exit.json: No such file or directory")
+    assert backend.poll(2000.0) == []
+    backend._next_poll = 0.0
+    assert backend.poll(2119.0) == []
+    backend._next_poll = 0.0
+    [outcome] = backend.poll(2120.0)  # the wait is bounded: then it is placed again
+    assert outcome.ending is Ending.LOST and "no longer knows job 4242" in outcome.reason
+    assert "after 120 s" in outcome.reason and "no record" in outcome.reason
+
+
+def test_a_forgotten_job_with_an_exit_record_does_not_wait_for_accounting():
+    backend, scripted, _ = started({"accounting_wait_s": 120})
+    scripted.answers["squeue"] = ""
+    scripted.answers["sacct"] = f"RUNNING|0:0|Unknown|{local_time(1001)}\n"  # end not heard
+    scripted.answers["cat"] = '{"exit_code": 0, "ended_at": 1500}\n'
+    [outcome] = backend.poll(2000.0)
+    assert (outcome.ending, outcome.ended_at) == (Ending.COMPLETED, 1500.0)
+    assert "exit record" in outcome.reason
+
+
 def test_an_older_job_that_had_the_same_slurm_id_is_not_taken_for_this_one():
     # A controller that lost its state numbers jobs from 1 again; accounting then holds
     # an older job of the same id and name (from an earlier life of the service).
