@@ -114,7 +114,9 @@ def test_fleet_view_with_live_charts(server, page):
     sites = page.locator("table#sites tbody tr")
     assert sites.count() == 3
     assert "workstation" in page.inner_text("table#sites")
-    assert page.evaluate("typeof Chart") == "function"
+    # The page loads the chart library after it is shown (the tables come first), so
+    # wait for it rather than race it: under a loaded CI machine it lands later.
+    page.wait_for_function("() => typeof Chart === 'function'", timeout=20_000)
     # The charts draw from live data: wait for a few utilisation samples to arrive.
     page.wait_for_function(
         "() => Chart.getChart('utilisation-chart')?.data.labels.length >= 3", timeout=20_000
