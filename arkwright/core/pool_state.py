@@ -118,13 +118,13 @@ class PoolState:
         whole = by_free[gpn]
         if len(whole) < need:
             return None
-        taken = tuple((whole.pop(), gpn) for _ in range(need))
-        empty = by_free[0]
-        for node, _ in taken:
-            self.node_free[node] = 0
-            empty.add(node)
+        nodes = [whole.pop() for _ in range(need)]
+        by_free[0].update(nodes)  # one call for the gang, not one per node
+        node_free = self.node_free
+        for node in nodes:
+            node_free[node] = 0
         self.free_gpus -= need * gpn
-        return taken
+        return tuple([(node, gpn) for node in nodes])
 
     def take(self, allocation: Allocation) -> None:
         """Claim these exact (node, gpus) pairs, or nothing if any is not free."""
@@ -144,15 +144,29 @@ class PoolState:
     def release(self, allocation: Allocation) -> None:
         by_free = self.nodes_by_free
         gpn = self.gpus_per_node
+        node_free = self.node_free
+        whole: list[int] = []  # nodes the job held whole: moved between buckets at once
         for node, gpus in allocation:
-            before = self.node_free[node]
+            before = node_free[node]
             after = before + gpus
             if after > gpn:
+                self._move_whole(whole)  # the buckets stay true to node_free
                 raise OverAllocation(f"node {node} would have {after} free GPUs of {gpn}")
-            by_free[before].discard(node)
-            by_free[after].add(node)
-            self.node_free[node] = after
+            if before == 0 and after == gpn:
+                whole.append(node)
+            else:
+                by_free[before].discard(node)
+                by_free[after].add(node)
+            node_free[node] = after
             self.free_gpus += gpus
+        self._move_whole(whole)
+
+    def _move_whole(self, nodes: list[int]) -> None:
+        """Nodes a job held whole go from the empty bucket to the free one, in one call
+        each, not two per node (in the order given: set order decides later picks)."""
+        if nodes:
+            self.nodes_by_free[0].difference_update(nodes)
+            self.nodes_by_free[self.gpus_per_node].update(nodes)
 
     def check(self) -> None:
         """Full consistency audit (tests and debugging; O(nodes))."""

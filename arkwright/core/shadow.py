@@ -59,25 +59,94 @@ class ShadowIndex:
         if jobs_on is None:
             return
         end, seq = job.expected_end, job.seq
+        whole = self._state.gpus_per_node
+        shared = held_whole = False
+        entry = (end, seq, whole)
         for node, gpus in job.allocation:
-            insort(jobs_on[node], (end, seq, gpus))
-        self._touch(job)
+            if gpus == whole:
+                jobs_on[node].append(entry)  # a whole node was free: its list was empty
+                held_whole = True
+            else:
+                insort(jobs_on[node], (end, seq, gpus))
+                shared = True
+        if held_whole:
+            self._rekey_whole(job, (end, seq))
+        if shared:
+            self._touch(job)
 
     def ended(self, job: Job) -> None:
         """Call while `job.allocation` still names its nodes."""
         jobs_on = self._jobs_on
         if jobs_on is None:
             return
+        whole = self._state.gpus_per_node
+        shared = held_whole = False
         key = (job.expected_end, job.seq)
-        for node, _ in job.allocation:
+        for node, gpus in job.allocation:
             on_node = jobs_on[node]
-            del on_node[bisect_left(on_node, key)]
-        self._touch(job)
+            if gpus == whole:
+                on_node.pop()  # the node's only job
+                held_whole = True
+            else:
+                del on_node[bisect_left(on_node, key)]
+                shared = True
+        if held_whole:
+            self._rekey_whole(job, _NOW)
+        if shared:
+            self._touch(job)
+
+    def _rekey_whole(self, job: Job, key: ReachKey) -> None:
+        """The nodes the job holds whole, re-keyed at once for every threshold: a node
+        wholly given to one job reaches any threshold when that job ends, so its key is
+        the job's while it runs and "now" once it has ended: nothing to walk. Their old
+        keys are equal in the usual case (the job's, or "now"), so the counts move by the
+        run of equal keys, not by the node. Nodes the job shares are left to `_touch`."""
+        whole = self._state.gpus_per_node
+        allocation = job.allocation
+        for threshold, entries in self._entries.items():
+            counts = self._counts[threshold]
+            ends = self._lists[threshold]
+            moved = 0
+            run_key: ReachKey | None = None
+            run = 0
+            for node, gpus in allocation:
+                if gpus != whole:
+                    continue
+                old = entries[node]
+                entries[node] = key
+                moved += 1
+                # Equal keys may be distinct objects (each node's was made by `_reach`).
+                if old is run_key or (run_key is not None and old == run_key):
+                    run += 1
+                    continue
+                if run_key is not None:
+                    self._uncount(counts, ends, run_key, run)
+                run_key, run = old, 1
+            if run_key is None:
+                continue
+            self._uncount(counts, ends, run_key, run)
+            had = counts.get(key)
+            if had:
+                counts[key] = had + moved
+            else:
+                counts[key] = moved
+                insort(ends, key)
+
+    @staticmethod
+    def _uncount(counts: dict[ReachKey, int], ends: list[ReachKey], key: ReachKey, n: int) -> None:
+        left = counts[key] - n
+        if left:
+            counts[key] = left
+        else:
+            del counts[key]
+            del ends[bisect_left(ends, key)]
 
     def _touch(self, job: Job) -> None:
+        whole = self._state.gpus_per_node
         for pending in self._pending.values():
-            for node, _ in job.allocation:
-                pending.add(node)
+            for node, gpus in job.allocation:
+                if gpus != whole:
+                    pending.add(node)
 
     def earliest(self, shape: GangShape) -> tuple[float, int]:
         """(end of the job whose release makes the gang fit: -inf if it fits now, inf if

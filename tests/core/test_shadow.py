@@ -53,3 +53,33 @@ def test_the_index_matches_the_walk_through_starts_and_finishes(nodes, gpn, step
         if finish_one and running:
             sched.finish(running[n % len(running)].job_id, now)
         assert_same(sched, nodes, gpn)  # asked at every step: the lazy re-keying is used
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    nodes=st.integers(1, 6),
+    gpn=st.sampled_from([2, 4, 8]),
+    steps=st.lists(
+        st.tuples(st.integers(1, 24), st.integers(1, 5), st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_the_index_matches_the_walk_when_asked_only_now_and_then(nodes, gpn, steps):
+    # Asked only at some steps, the index carries nodes waiting to be re-keyed across
+    # starts and finishes, among them whole nodes that jobs take and give back in one
+    # count (the whole-node path) while a shared job's earlier touch is still pending.
+    sched = Scheduler(one_pool_fleet(nodes=nodes, gpus_per_node=gpn), PolicySpec.parse("fairshare"))
+    now = 0.0
+    assert_same(sched, nodes, gpn)  # every threshold is known from the start
+    for n, (gpus, hours, finish_one, ask) in enumerate(steps):
+        now += 60.0
+        job = make_job(f"j{n}", gpus=min(gpus, nodes * gpn), duration=hours * 3600.0)
+        sched.submit(job, now)
+        sched.schedule(now)
+        running = [j for jobs in sched.runs.by_end for j in jobs]
+        if finish_one and running:
+            sched.finish(running[(3 * n) % len(running)].job_id, now)
+        if ask:
+            assert_same(sched, nodes, gpn)
+    assert_same(sched, nodes, gpn)
