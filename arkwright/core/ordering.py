@@ -71,7 +71,7 @@ class ListGate:
     """What `in_order` asks of the pass about a list (see `in_order`); the pass's
     `pass_run.PassGate` answers. A base class for the same reason as `QueueOrder`."""
 
-    def room(self, key: ListKey, jobs: list[Job]) -> int:
+    def room(self, key: ListKey, jobs: list[Job], i: int) -> int:
         raise NotImplementedError
 
     def pass_over(self, jobs: list[Job], start: int, room: int) -> int:
@@ -104,9 +104,10 @@ def in_order(
 ) -> Iterator[Job]:
     """Queued jobs in policy order, skipping whole lists whose pools aren't considered.
 
-    `gate.room(key, list)`, asked when a list's head comes up, says what of the list could do
-    anything in this pass now: SKIP_LIST (nothing), NO_LIMIT (any job), or a gang size:
-    jobs needing more than that on one node can neither start nor do anything else, so
+    `gate.room(key, list, i)`, asked when a list's next job (`list[i]`) comes up, says
+    what of it and the jobs behind it could do anything in this pass now: SKIP_LIST
+    (nothing), NO_LIMIT (any job), or a gang size: jobs needing more than that on one
+    node can neither start nor do anything else, so
     `gate.pass_over` passes them over in a tight loop (charging the pass's bounds as if
     each had been examined) instead of their being examined one by one.
 
@@ -121,7 +122,7 @@ def in_order(
     mask = consider.mask
     for list_key, jobs in queue.lists.items():
         if jobs and classes[list_key[1]].pool_mask & mask:
-            if skip_before_heap and gate is not None and gate.room(list_key, jobs) < 0:
+            if skip_before_heap and gate is not None and gate.room(list_key, jobs, 0) < 0:
                 continue
             heap.append(entry(order, jobs[0], len(lists), 0))
             lists.append(jobs)
@@ -147,7 +148,7 @@ def in_order(
         if not classes[job.eligibility_class].pool_mask & consider.mask:
             continue
         if gate is not None:
-            room = gate.room(list_keys[n], jobs)
+            room = gate.room(list_keys[n], jobs, i)
             if room < 0:
                 continue
             if job.fit_size > room:

@@ -15,7 +15,7 @@ from arkwright.core.decisions import Decision, Reject
 from arkwright.core.dependencies import Ended
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job, JobState
-from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListFilter, ListGate, in_order
+from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListFilter, ListGate, OrderKey, in_order
 from arkwright.core.pass_state import PassState
 from arkwright.core.pool_choice import choose_pool
 from arkwright.core.queue import ListKey
@@ -146,27 +146,69 @@ class PassGate(ListGate):
             s.ledger is not None and s.config.over_budget is OverBudget.REJECT
         )
         self._per_tenant = s.config.max_jobs_per_tenant_per_pass
+        self._dynamic = s.order.dynamic
 
-    def room(self, key: ListKey, jobs: list[Job]) -> int:
-        """Nothing, when the list's programme has had its turn (the per-programme bound)
-        or its smallest gang is larger than anything that fits on its class's open
-        pools; otherwise, when no job of it could claim a reservation, preempt or be
-        rejected, only jobs that fit in that room; else any job."""
+    def room(self, key: ListKey, jobs: list[Job], i: int) -> int:
+        """For `jobs[i]` and the jobs behind it in its list: nothing, when the list's
+        programme has had its turn (the per-programme bound) or its smallest gang is
+        larger than anything that fits on its class's open pools; otherwise, when none of
+        them could take a backfill reservation (`_may_hold`), preempt or be rejected,
+        only jobs that fit in that room; else any job."""
         s, p = self._s, self._p
-        head = jobs[0]  # every job of a list has its programme and class
-        if p.examined_by_tenant.get(head.tenant, 0) >= self._per_tenant:
+        job = jobs[i]  # every job of a list has its programme and class
+        if p.examined_by_tenant.get(job.tenant, 0) >= self._per_tenant:
             return SKIP_LIST
         if not self._may_idle or (p.may_preempt and p.preemption_attempts_left):
             return NO_LIMIT
-        cls = s.eligibility.classes[head.eligibility_class]
-        if s.backfill and cls.pool_mask & ~out_of_reach(s, p):
-            return NO_LIMIT  # a job of it may still claim a reservation
-        usable = cls.pool_mask & p.open_mask
+        cls = s.eligibility.classes[job.eligibility_class]
+        if s.backfill and self._may_hold(key, job, cls):
+            return NO_LIMIT  # a job of it may still take a reservation
+        usable = key[2] & p.open_mask
         fit = fit_on(s, p, cls, usable) if usable else 0
         if s.queue.smallest_gang(key) <= fit:
             return fit
         s.stats.lists_skipped += 1
         return SKIP_LIST
+
+    def _may_hold(self, key: ListKey, job: Job, cls: EligibilityClass) -> bool:
+        """Whether `job`, or a job behind it in its list, could take a backfill reservation
+        now: a pool of the list's not out of reach, that could hold the list's smallest
+        gang, whose reservation is free or held by a job behind `job` (those behind it
+        are further back still). `ReservationBook.reserve` makes the same test per job.
+
+        Under an order whose keys move as GPUs do (fair share), a list holding a
+        reservation may act as well: its holder claims the pool at its place in the
+        pass, which jobs after it in the pass may no longer take even if its key grows
+        past theirs."""
+        s = self._s
+        book = s.reservations
+        if self._dynamic and book.holders_in(key):
+            return True
+        claimable = key[2] & ~out_of_reach(s, self._p)
+        if not claimable:
+            return False
+        order = s.order
+        pools = s.fleet.pools
+        by_pool = book.by_pool
+        smallest = s.queue.smallest_gang(key)
+        job_key: OrderKey | None = None
+        for i in cls.pools:
+            if not claimable >> i & 1:
+                continue
+            reservation = by_pool.get(i)
+            if reservation is not None:
+                holder = reservation.holder
+                if holder is job:
+                    continue  # a holder keeps its pool and takes no other
+                if job_key is None:
+                    job_key = order.key(job)
+                if order.key(holder) < job_key:
+                    continue  # held by a job ahead
+            pool = pools[i]
+            gpn = pool.gpus_per_node
+            if smallest <= gpn or -(-smallest // gpn) <= pool.nodes:
+                return True
+        return False
 
     def pass_over(self, jobs: list[Job], start: int, room: int) -> int:
         """Pass over the jobs from `start` on that need more than `room`: the index of the

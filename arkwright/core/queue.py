@@ -11,7 +11,13 @@ from bisect import bisect_left, bisect_right
 
 from arkwright.core.job import Job
 
-ListKey = tuple[str, int]
+# (programme, eligibility class, usable pools): what a list's jobs share. The usable pools
+# are the class's less any whose site time limit is shorter than the job asks for.
+ListKey = tuple[str, int, int]
+
+
+def list_key(job: Job) -> ListKey:
+    return (job.tenant, job.eligibility_class, job.pool_mask)
 
 
 def static_key(job: Job) -> tuple[int, float, int]:
@@ -37,7 +43,7 @@ class JobQueue:
         return self.size
 
     def add(self, job: Job) -> None:
-        key = (job.tenant, job.eligibility_class)
+        key = list_key(job)
         jobs = self.lists.get(key)
         sizes = self.gang_sizes.get(key)
         if sizes is None:
@@ -62,7 +68,7 @@ class JobQueue:
         self.size += 1
 
     def remove(self, job: Job) -> None:
-        key = (job.tenant, job.eligibility_class)
+        key = list_key(job)
         jobs, keys = self.lists[key], self._keys[key]
         i = bisect_left(keys, static_key(job))
         if i >= len(jobs) or jobs[i] is not job:

@@ -18,6 +18,7 @@ from arkwright.core.gang import can_ever_hold, shape_on
 from arkwright.core.job import Job
 from arkwright.core.ordering import QueueOrder
 from arkwright.core.pool_state import PoolState
+from arkwright.core.queue import ListKey, list_key
 from arkwright.core.running import RunningSet
 from arkwright.core.shadow import ShadowIndex
 
@@ -47,6 +48,7 @@ class ReservationBook:
         self._order = order
         self.by_pool: dict[int, Reservation] = {}
         self.pool_of: dict[str, int] = {}  # holder's job id -> pool
+        self._holders_by_list: dict[ListKey, int] = {}  # queue list -> holders in it
         self._shadows = [
             ShadowIndex(state, running.by_end[i]) for i, state in enumerate(pool_states)
         ]
@@ -56,6 +58,10 @@ class ReservationBook:
 
     def get(self, pool_index: int) -> Reservation | None:
         return self.by_pool.get(pool_index)
+
+    def holders_in(self, key: ListKey) -> int:
+        """How many jobs of this queue list hold a reservation."""
+        return self._holders_by_list.get(key, 0)
 
     # ----------------------------------------------------------------- queries
 
@@ -117,6 +123,15 @@ class ReservationBook:
         pool_index = self.pool_of.pop(job.job_id, None)
         if pool_index is not None:
             del self.by_pool[pool_index]
+            self._count_holder(job, -1)
+
+    def _count_holder(self, holder: Job, change: int) -> None:
+        key = list_key(holder)
+        left = self._holders_by_list.get(key, 0) + change
+        if left:
+            self._holders_by_list[key] = left
+        else:
+            del self._holders_by_list[key]
 
     def reserve(
         self, job: Job, cls: EligibilityClass, unavailable_mask: int, now: float
@@ -148,8 +163,10 @@ class ReservationBook:
         displaced = self.by_pool.get(best.pool)
         if displaced is not None:
             self.pool_of.pop(displaced.holder.job_id, None)
+            self._count_holder(displaced.holder, -1)
         self.by_pool[best.pool] = best
         self.pool_of[job.job_id] = best.pool
+        self._count_holder(job, 1)
         return best.pool, held_ahead
 
     # ----------------------------------------------------------------- internals
