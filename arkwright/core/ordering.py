@@ -5,9 +5,12 @@ contributes: zero for plain priority order, a programme's GPUs in use per unit o
 weight for fair share (the programme furthest below its share goes first). The pass
 calls `order.key(job)`; it never asks which policy it is running.
 
-`in_order` merges the queue's per-(programme, class) lists with a heap. A programme's
-share only grows during a pass (a pass only starts its jobs), so stale heap keys are
-refreshed lazily when popped rather than re-sorted.
+`in_order` merges the queue's lists (`queue.JobList`) with a heap. A programme's share
+grows as a pass starts its jobs, so stale heap keys are refreshed lazily when popped
+rather than re-sorted. A preemption lowers its victims' programmes' shares; their
+entries keep the keys they were pushed with for the rest of the pass, as in the frozen
+core (re-keying the heap there was tried: on the tiny fleet at 120% load it lost more
+work to preemption, as programmes just reclaimed from came first again in the pass).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Iterator
 
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job, JobState
-from arkwright.core.queue import JobQueue, ListKey
+from arkwright.core.queue import JobList, JobQueue
 
 OrderKey = tuple[int, float, float, int]
 
@@ -71,10 +74,10 @@ class ListGate:
     """What `in_order` asks of the pass about a list (see `in_order`); the pass's
     `pass_run.PassGate` answers. A base class for the same reason as `QueueOrder`."""
 
-    def room(self, key: ListKey, jobs: list[Job], i: int) -> int:
+    def room(self, queued: JobList, i: int) -> int:
         raise NotImplementedError
 
-    def pass_over(self, jobs: list[Job], start: int, room: int) -> int:
+    def pass_over(self, queued: JobList, start: int, room: int) -> int:
         raise NotImplementedError
 
 
@@ -104,7 +107,7 @@ def in_order(
 ) -> Iterator[Job]:
     """Queued jobs in policy order, skipping whole lists whose pools aren't considered.
 
-    `gate.room(key, list, i)`, asked when a list's next job (`list[i]`) comes up, says
+    `gate.room(list, i)`, asked when a list's next job (`list.jobs[i]`) comes up, says
     what of it and the jobs behind it could do anything in this pass now: SKIP_LIST
     (nothing), NO_LIMIT (any job), or a gang size: jobs needing more than that on one
     node can neither start nor do anything else, so
@@ -117,16 +120,15 @@ def in_order(
     preemption can open pools), so a list that can do nothing costs no heap work."""
     dynamic = order.dynamic
     heap: list[HeapEntry] = []
-    lists: list[list[Job]] = []
-    list_keys: list[ListKey] = []  # the queue's own key objects: asked of `gate.room`
+    lists: list[JobList] = []
     mask = consider.mask
-    for list_key, jobs in queue.lists.items():
-        if jobs and classes[list_key[1]].pool_mask & mask:
-            if skip_before_heap and gate is not None and gate.room(list_key, jobs, 0) < 0:
+    for queued in queue.lists.values():
+        jobs = queued.jobs
+        if jobs and classes[queued.class_index].pool_mask & mask:
+            if skip_before_heap and gate is not None and gate.room(queued, 0) < 0:
                 continue
             heap.append(entry(order, jobs[0], len(lists), 0))
-            lists.append(jobs)
-            list_keys.append(list_key)
+            lists.append(queued)
     heapq.heapify(heap)
     pushpop, pop = heapq.heappushpop, heapq.heappop  # looked up once, not per job
     # The entry that follows the one just taken: pushed and popped in one step, which
@@ -141,18 +143,19 @@ def in_order(
         else:
             return
         n, i = top[4], top[5]
-        jobs = lists[n]
+        queued = lists[n]
+        jobs = queued.jobs
         if i >= len(jobs):
             continue
         job = jobs[i]
         if not classes[job.eligibility_class].pool_mask & consider.mask:
             continue
         if gate is not None:
-            room = gate.room(list_keys[n], jobs, i)
+            room = gate.room(queued, i)
             if room < 0:
                 continue
             if job.fit_size > room:
-                nxt = gate.pass_over(jobs, i, room)
+                nxt = gate.pass_over(queued, i, room)
                 if nxt < len(jobs):
                     follow = entry(order, jobs[nxt], n, nxt)
                 continue

@@ -18,7 +18,7 @@ from arkwright.core.job import Job, JobState
 from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListFilter, ListGate, OrderKey, in_order
 from arkwright.core.pass_state import PassState
 from arkwright.core.pool_choice import choose_pool
-from arkwright.core.queue import ListKey
+from arkwright.core.queue import JobList
 
 if TYPE_CHECKING:
     from arkwright.core.scheduler import Scheduler
@@ -148,29 +148,29 @@ class PassGate(ListGate):
         self._per_tenant = s.config.max_jobs_per_tenant_per_pass
         self._dynamic = s.order.dynamic
 
-    def room(self, key: ListKey, jobs: list[Job], i: int) -> int:
-        """For `jobs[i]` and the jobs behind it in its list: nothing, when the list's
+    def room(self, queued: JobList, i: int) -> int:
+        """For `queued.jobs[i]` and the jobs behind it in its list: nothing, when the list's
         programme has had its turn (the per-programme bound) or its smallest gang is
         larger than anything that fits on its class's open pools; otherwise, when none of
         them could take a backfill reservation (`_may_hold`), preempt or be rejected,
         only jobs that fit in that room; else any job."""
         s, p = self._s, self._p
-        job = jobs[i]  # every job of a list has its programme and class
-        if p.examined_by_tenant.get(job.tenant, 0) >= self._per_tenant:
+        job = queued.jobs[i]
+        if p.examined_by_tenant.get(queued.tenant, 0) >= self._per_tenant:
             return SKIP_LIST
         if not self._may_idle or (p.may_preempt and p.preemption_attempts_left):
             return NO_LIMIT
-        cls = s.eligibility.classes[job.eligibility_class]
-        if s.backfill and self._may_hold(key, job, cls):
+        cls = s.eligibility.classes[queued.class_index]
+        if s.backfill and self._may_hold(queued, job, cls):
             return NO_LIMIT  # a job of it may still take a reservation
-        usable = key[2] & p.open_mask
+        usable = queued.pool_mask & p.open_mask
         fit = fit_on(s, p, cls, usable) if usable else 0
-        if s.queue.smallest_gang(key) <= fit:
+        if queued.smallest <= fit:
             return fit
         s.stats.lists_skipped += 1
         return SKIP_LIST
 
-    def _may_hold(self, key: ListKey, job: Job, cls: EligibilityClass) -> bool:
+    def _may_hold(self, queued: JobList, job: Job, cls: EligibilityClass) -> bool:
         """Whether `job`, or a job behind it in its list, could take a backfill reservation
         now: a pool of the list's not out of reach, that could hold the list's smallest
         gang, whose reservation is free or held by a job behind `job` (those behind it
@@ -182,15 +182,15 @@ class PassGate(ListGate):
         past theirs."""
         s = self._s
         book = s.reservations
-        if self._dynamic and book.holders_in(key):
+        if self._dynamic and book.holders_in(queued.key):
             return True
-        claimable = key[2] & ~out_of_reach(s, self._p)
+        claimable = queued.pool_mask & ~out_of_reach(s, self._p)
         if not claimable:
             return False
         order = s.order
         pools = s.fleet.pools
         by_pool = book.by_pool
-        smallest = s.queue.smallest_gang(key)
+        smallest = queued.smallest
         job_key: OrderKey | None = None
         for i in cls.pools:
             if not claimable >> i & 1:
@@ -210,13 +210,14 @@ class PassGate(ListGate):
                 return True
         return False
 
-    def pass_over(self, jobs: list[Job], start: int, room: int) -> int:
+    def pass_over(self, queued: JobList, start: int, room: int) -> int:
         """Pass over the jobs from `start` on that need more than `room`: the index of the
         first that fits, or len(jobs) when the list is done for this pass. Each counts
         against the pass's bounds as an examined job would (so the bounds hold the work
         of a pass over a long queue); at a bound the pass's continuation is marked."""
         p = self._p
-        tenant = jobs[start].tenant
+        jobs = queued.jobs
+        tenant = queued.tenant
         seen = p.examined_by_tenant.get(tenant, 0)
         end = len(jobs)
         limit = min(end, start + self._per_tenant - seen, start + p.max_examined - p.examined)

@@ -1,8 +1,11 @@
-"""Pending jobs, kept in one sorted list per (programme, eligibility class).
+"""Pending jobs, kept in sorted lists of like jobs: one per (programme, eligibility class,
+usable pools).
 
-Splitting by class lets a scheduling pass skip, in one step, every job whose pools have
-no free GPU; splitting by programme lets fair share reorder programmes without resorting
-jobs. Within a list the order is fixed: priority class, then submission time.
+Splitting by class and usable pools lets a scheduling pass skip, in one step, every job
+whose pools have no free GPU, and decide for a whole list whether any job of it could
+take a backfill reservation; splitting by programme lets fair share reorder programmes
+without re-sorting jobs. Within a list the order is fixed: priority class, then
+submission time, then sequence.
 """
 
 from __future__ import annotations
@@ -14,50 +17,74 @@ from arkwright.core.job import Job
 # (programme, eligibility class, usable pools): what a list's jobs share. The usable pools
 # are the class's less any whose site time limit is shorter than the job asks for.
 ListKey = tuple[str, int, int]
+StaticKey = tuple[int, float, int]
 
 
 def list_key(job: Job) -> ListKey:
     return (job.tenant, job.eligibility_class, job.pool_mask)
 
 
-def static_key(job: Job) -> tuple[int, float, int]:
+def static_key(job: Job) -> StaticKey:
     return (-job.priority, job.submit_time, job.seq)
+
+
+class JobList:
+    """One list of like jobs, and what a pass asks of it without looking at its jobs
+    (read as attributes: no lookup by key on the pass's path)."""
+
+    __slots__ = (
+        "class_index",
+        "gang_sizes",
+        "jobs",
+        "key",
+        "keys",
+        "pool_mask",
+        "smallest",
+        "tenant",
+    )
+
+    def __init__(self, key: ListKey) -> None:
+        self.key = key
+        self.tenant = key[0]
+        self.class_index = key[1]
+        self.pool_mask = key[2]
+        self.jobs: list[Job] = []
+        # The jobs' `static_key`s, in step with `jobs`: bisecting them calls no key
+        # function at every probe (as `running.RunningSet` keeps its end keys).
+        self.keys: list[StaticKey] = []
+        # How many jobs of each gang size (`Job.fit_size`) wait, and the smallest: what a
+        # pass compares with the room left before it skips the whole list.
+        self.gang_sizes: dict[int, int] = {}
+        self.smallest = 0
+
+    def __len__(self) -> int:
+        return len(self.jobs)
 
 
 class JobQueue:
     def __init__(self) -> None:
-        self.lists: dict[ListKey, list[Job]] = {}
-        # Each list's `static_key`s, in step with it: bisecting them calls no key function
-        # at every probe (as `running.RunningSet` keeps its end keys).
-        self._keys: dict[ListKey, list[tuple[int, float, int]]] = {}
-        # Per list, how many jobs of each gang size wait: the smallest gang of a list is
-        # what a pass compares with the room left before it skips the whole list.
-        self.gang_sizes: dict[ListKey, dict[int, int]] = {}
-        self._smallest: dict[ListKey, int] = {}  # min of each list's gang sizes, kept
+        self.lists: dict[ListKey, JobList] = {}
         self.size = 0
 
     def smallest_gang(self, key: ListKey) -> int:
-        return self._smallest[key]
+        return self.lists[key].smallest
 
     def __len__(self) -> int:
         return self.size
 
     def add(self, job: Job) -> None:
         key = list_key(job)
-        jobs = self.lists.get(key)
-        sizes = self.gang_sizes.get(key)
-        if sizes is None:
-            sizes = self.gang_sizes[key] = {}
+        queued = self.lists.get(key)
+        if queued is None:
+            queued = self.lists[key] = JobList(key)
+        sizes = queued.gang_sizes
         size = job.fit_size
-        sizes[size] = sizes.get(size, 0) + 1
-        smallest = self._smallest.get(key)
-        if smallest is None or size < smallest:
-            self._smallest[key] = size
+        had = sizes.get(size, 0)
+        sizes[size] = had + 1
+        if not queued.jobs or size < queued.smallest:
+            queued.smallest = size
         order = static_key(job)
-        if jobs is None:
-            jobs = self.lists[key] = []
-            self._keys[key] = []
-        keys = self._keys[key]
+        jobs, keys = queued.jobs, queued.keys
         if not keys or keys[-1] <= order:
             jobs.append(job)  # the common case: arrivals come in order
             keys.append(order)
@@ -69,28 +96,27 @@ class JobQueue:
 
     def remove(self, job: Job) -> None:
         key = list_key(job)
-        jobs, keys = self.lists[key], self._keys[key]
+        queued = self.lists[key]
+        jobs, keys = queued.jobs, queued.keys
         i = bisect_left(keys, static_key(job))
         if i >= len(jobs) or jobs[i] is not job:
             raise KeyError(job.job_id)
         del jobs[i]
         del keys[i]
         self.size -= 1
-        sizes = self.gang_sizes[key]
+        if not jobs:
+            del self.lists[key]
+            return
+        sizes = queued.gang_sizes
         size = job.fit_size
         left = sizes[size] - 1
         if left:
             sizes[size] = left
         else:
             del sizes[size]
-            if sizes and size == self._smallest[key]:
-                self._smallest[key] = min(sizes)
-        if not jobs:
-            del self.lists[key]
-            del self._keys[key]
-            del self.gang_sizes[key]
-            del self._smallest[key]
+            if size == queued.smallest:
+                queued.smallest = min(sizes)
 
     def __iter__(self):
-        for jobs in self.lists.values():
-            yield from jobs
+        for queued in self.lists.values():
+            yield from queued.jobs
