@@ -71,7 +71,7 @@ class BudgetLedger:
 
     def most_it_could_cost(self, job: Job, pool: Pool, speed: float) -> float:
         budget = self.budgets[job.tenant]
-        seconds = max(job.requested_s - job.work_done_s, 0.0) / speed
+        seconds = job.remaining_request_s / speed
         return self._amount(budget, pool, held_gpus(job, pool), seconds)
 
     def left(self, tenant: str) -> float:

@@ -101,6 +101,12 @@ class Job:
         return self.time_limit_s if self.time_limit_s is not None else self.duration_s
 
     @property
+    def remaining_request_s(self) -> float:
+        """Reference-GPU seconds of its time limit the job still asks for: what backfill
+        plans its end by, and budgets its cost."""
+        return max(self.requested_s - self.work_done_s, 0.0)
+
+    @property
     def remaining_s(self) -> float:
         return max(self.duration_s - self.work_done_s, 0.0)
 

@@ -16,6 +16,7 @@ work to preemption, as programmes just reclaimed from came first again in the pa
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections.abc import Iterator
 
 from arkwright.core.eligibility import EligibilityClass
@@ -41,6 +42,11 @@ class QueueOrder:
     def key(self, job: Job) -> OrderKey:
         raise NotImplementedError
 
+    def before(self, a: Job, b: Job) -> bool:
+        """`key(a) < key(b)`, made without building either key (the reservation checks
+        ask it of every pool a job might use)."""
+        raise NotImplementedError
+
 
 class PriorityOrder(QueueOrder):
     """Priority class, then first come first served."""
@@ -52,6 +58,13 @@ class PriorityOrder(QueueOrder):
 
     def key(self, job: Job) -> OrderKey:
         return (-job.priority, 0.0, job.submit_time, job.seq)
+
+    def before(self, a: Job, b: Job) -> bool:
+        if a.priority != b.priority:
+            return a.priority > b.priority
+        if a.submit_time != b.submit_time:
+            return a.submit_time < b.submit_time
+        return a.seq < b.seq
 
 
 class FairShareOrder(QueueOrder):
@@ -69,6 +82,17 @@ class FairShareOrder(QueueOrder):
     def key(self, job: Job) -> OrderKey:
         return (-job.priority, self.share(job.tenant), job.submit_time, job.seq)
 
+    def before(self, a: Job, b: Job) -> bool:
+        if a.priority != b.priority:
+            return a.priority > b.priority
+        if a.tenant != b.tenant:
+            share_a, share_b = self.share(a.tenant), self.share(b.tenant)
+            if share_a != share_b:
+                return share_a < share_b
+        if a.submit_time != b.submit_time:
+            return a.submit_time < b.submit_time
+        return a.seq < b.seq
+
 
 class ListGate:
     """What `in_order` asks of the pass about a list (see `in_order`); the pass's
@@ -78,6 +102,11 @@ class ListGate:
         raise NotImplementedError
 
     def pass_over(self, queued: JobList, start: int, room: int) -> int:
+        raise NotImplementedError
+
+    def loosened(self) -> int:
+        """Pools where, since last asked, the pass may have let a job act that `room`
+        had ruled out (-1: any pool; 0: none)."""
         raise NotImplementedError
 
 
@@ -91,10 +120,16 @@ class ListFilter:
         self.mask = mask
 
 
-# A heap entry: the list head's key spelled out flat, then the list's number and the
-# head's index in it. Flat, not (key, n, i): the merge compares entries most of all, and
-# a nested tuple costs every comparison an equality test of the keys before the order.
-HeapEntry = tuple[int, float, float, int, int, int]
+# A heap entry: the list head's key spelled out flat, then the list's number, the head's
+# index in it, and the entry's serial number in the pass (which of a list's entries is
+# live: an identity test would not do, as the compiled core rebuilds a fixed-length
+# tuple it has unpacked). Flat, not (key, n, i): the merge compares entries most of all,
+# and a nested tuple costs every comparison an equality test of the keys first.
+HeapEntry = tuple[int, float, float, int, int, int, int]
+
+
+PARKED = -1  # `in_order`'s cursor of a list with no live heap entry
+DROPPED = -2  # a list whose class the pass no longer considers
 
 
 def in_order(
@@ -103,32 +138,50 @@ def in_order(
     classes: list[EligibilityClass],
     consider: ListFilter,
     gate: ListGate | None = None,
-    skip_before_heap: bool = False,
 ) -> Iterator[Job]:
     """Queued jobs in policy order, skipping whole lists whose pools aren't considered.
 
-    `gate.room(list, i)`, asked when a list's next job (`list.jobs[i]`) comes up, says
-    what of it and the jobs behind it could do anything in this pass now: SKIP_LIST
-    (nothing), NO_LIMIT (any job), or a gang size: jobs needing more than that on one
-    node can neither start nor do anything else, so
+    `gate.room(list, i)`, asked before a list enters the heap and whenever its next job
+    (`list.jobs[i]`) comes up, says what of that job and the jobs behind it could do
+    anything in this pass now: SKIP_LIST (nothing: the list is parked), NO_LIMIT (any
+    job), or a gang size: jobs needing more than that on one node can do nothing, so
     `gate.pass_over` passes them over in a tight loop (charging the pass's bounds as if
     each had been examined) instead of their being examined one by one.
 
-    With `skip_before_heap`, the gate is asked before a list enters the heap as well
-    as when its head comes up: the caller says so when the reasons it gives hold for the
-    rest of the pass (room only shrinks and per-programme counts only grow while no
-    preemption can open pools), so a list that can do nothing costs no heap work."""
+    The gate answers for jobs that come up later in the order, so its answer holds only
+    while nothing the pass does could change it. Room only shrinks as a pass starts
+    jobs, but a reservation dropped, moved or made stale (and, under fair share, any
+    decision: keys move) can let a job act that was ruled out: `gate.loosened()` says
+    on which pools, and every list using them is taken up again from its first job
+    after the point the pass has reached, so each job is judged as at its own place in
+    the order."""
     dynamic = order.dynamic
     heap: list[HeapEntry] = []
     lists: list[JobList] = []
+    # Per list, the index its one live heap entry points at, PARKED, or DROPPED; and that
+    # entry itself (an entry of a list taken up again is stale: passed by when popped).
+    cursor: list[int] = []
+    live: list[int] = []  # serial number of each list's live entry
+    serial = 0
+    # Under fair share, per list: how many of its first jobs the order has passed, at the
+    # keys they had then (a start raises its programme's keys, and a job passed before
+    # that must not be taken up again after).
+    passed: list[int] = []
     mask = consider.mask
     for queued in queue.lists.values():
         jobs = queued.jobs
         if jobs and classes[queued.class_index].pool_mask & mask:
-            if skip_before_heap and gate is not None and gate.room(queued, 0) < 0:
-                continue
-            heap.append(entry(order, jobs[0], len(lists), 0))
+            n = len(lists)
             lists.append(queued)
+            passed.append(0)
+            if gate is not None and gate.room(queued, 0) < 0:
+                cursor.append(PARKED)
+                live.append(-1)
+            else:
+                cursor.append(0)
+                live.append(serial)
+                heap.append(entry(order, jobs[0], n, 0, serial))
+                serial += 1
     heapq.heapify(heap)
     pushpop, pop = heapq.heappushpop, heapq.heappop  # looked up once, not per job
     # The entry that follows the one just taken: pushed and popped in one step, which
@@ -143,36 +196,97 @@ def in_order(
         else:
             return
         n, i = top[4], top[5]
+        if live[n] != top[6]:
+            continue  # superseded when the list was taken up again
         queued = lists[n]
         jobs = queued.jobs
         if i >= len(jobs):
+            cursor[n] = PARKED
             continue
         job = jobs[i]
         if not classes[job.eligibility_class].pool_mask & consider.mask:
+            cursor[n] = DROPPED
             continue
         if gate is not None:
             room = gate.room(queued, i)
             if room < 0:
+                cursor[n] = PARKED
                 continue
             if job.fit_size > room:
                 nxt = gate.pass_over(queued, i, room)
                 if nxt < len(jobs):
-                    follow = entry(order, jobs[nxt], n, nxt)
+                    cursor[n] = nxt
+                    follow = entry(order, jobs[nxt], n, nxt, serial)
+                    live[n] = serial
+                    serial += 1
+                else:
+                    cursor[n] = PARKED
                 continue
         # A key differs from the one it was pushed with only in its share (fair share:
         # the programme's usage grew in this pass), so only that is compared.
         if dynamic and order.share(job.tenant) > top[1]:
-            follow = entry(order, job, n, i)
+            follow = entry(order, job, n, i, serial)
+            live[n] = serial
+            serial += 1
             continue
         yield job
         # A job that started, or went to wait outside the queue, has left its list, so
         # the same index now holds the next one.
-        nxt = i if job.state is not JobState.PENDING or job.held else i + 1
+        left = job.state is not JobState.PENDING or job.held
+        nxt = i if left else i + 1
+        if left and passed[n] > i:
+            passed[n] -= 1
         if nxt < len(jobs):
-            follow = entry(order, jobs[nxt], n, nxt)
+            cursor[n] = nxt
+            follow = entry(order, jobs[nxt], n, nxt, serial)
+            live[n] = serial
+            serial += 1
+        else:
+            cursor[n] = PARKED
+        if gate is None:
+            continue
+        loosened = gate.loosened()
+        if not loosened:
+            continue
+        # Take up again, after the point reached (the key just yielded), every list
+        # using a loosened pool whose jobs from there on the gate had ruled out.
+        reached = (top[0], top[1], top[2], top[3])
+        if dynamic:
+            # The programme just served may use more now: its keys grew. What of its
+            # lists the order had passed, it passed at the old keys, which order its
+            # lists as their static keys do.
+            static = (top[0], top[2], top[3])
+            for m, queued in enumerate(lists):
+                if queued.tenant == job.tenant:
+                    passed[m] = max(passed[m], bisect_right(queued.keys, static))
+        for m, queued in enumerate(lists):
+            at = cursor[m]
+            if at == DROPPED or not queued.pool_mask & loosened:
+                continue
+            k = max(first_after(queued.jobs, order, reached), passed[m])
+            if k < len(queued.jobs) and (at == PARKED or k < at):
+                cursor[m] = k
+                heapq.heappush(heap, entry(order, queued.jobs[k], m, k, serial))
+                live[m] = serial
+                serial += 1
+        if follow is not None and live[follow[4]] != follow[6]:
+            follow = None  # its list was taken up again at an earlier job
 
 
-def entry(order: QueueOrder, job: Job, n: int, i: int) -> HeapEntry:
+def first_after(jobs: list[Job], order: QueueOrder, reached: OrderKey) -> int:
+    """The index of the first job of a list whose key is past `reached` (a list's keys
+    rise with its index: its jobs share a programme)."""
+    lo, hi = 0, len(jobs)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if order.key(jobs[mid]) <= reached:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def entry(order: QueueOrder, job: Job, n: int, i: int, serial: int) -> HeapEntry:
     """The heap entry of `job`, at index `i` of list `n`: its key, then where it is."""
     priority, share, submitted, seq = order.key(job)
-    return (priority, share, submitted, seq, n, i)
+    return (priority, share, submitted, seq, n, i, serial)

@@ -15,10 +15,10 @@ from arkwright.core.decisions import Decision, Reject
 from arkwright.core.dependencies import Ended
 from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job, JobState
-from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListFilter, ListGate, OrderKey, in_order
+from arkwright.core.ordering import ListFilter, in_order
+from arkwright.core.pass_gate import PassGate, fit_on, out_of_reach
 from arkwright.core.pass_state import PassState
 from arkwright.core.pool_choice import choose_pool
-from arkwright.core.queue import JobList
 
 if TYPE_CHECKING:
     from arkwright.core.scheduler import Scheduler
@@ -43,17 +43,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
     if not p.may_preempt:
         consider.mask &= p.open_mask
     if dirty or p.strict:
-        # Before the heap only where the skip can fire from the start: no preemption
-        # can open pools, and no backfill claim is open (none is made yet).
-        early = not (s.backfill or p.strict or p.may_preempt)
-        candidates = in_order(
-            s.queue,
-            s.order,
-            s.eligibility.classes,
-            consider,
-            PassGate(s, p),
-            skip_before_heap=early,
-        )
+        candidates = in_order(s.queue, s.order, s.eligibility.classes, consider, PassGate(s, p))
     else:
         # Nothing freed: only the arrivals can start (the rest did not fit before).
         candidates = iter(
@@ -133,126 +123,6 @@ def begin_pass(s: Scheduler, now: float, full: bool, new_jobs: list[Job]) -> Pas
         p.new_jobs = set(new_jobs) if attempts and not full else set()
         p.may_preempt = attempts > 0 and (full or bool(p.new_jobs)) and s.runs.anyone_preemptible()
     return p
-
-
-class PassGate(ListGate):
-    """What of a (programme, class) list could act in this pass (`ordering.in_order`
-    asks when the list's head comes up), and passing over what cannot."""
-
-    def __init__(self, s: Scheduler, p: PassState) -> None:
-        self._s = s
-        self._p = p
-        self._may_idle = not p.strict and not (
-            s.ledger is not None and s.config.over_budget is OverBudget.REJECT
-        )
-        self._per_tenant = s.config.max_jobs_per_tenant_per_pass
-        self._dynamic = s.order.dynamic
-
-    def room(self, queued: JobList, i: int) -> int:
-        """For `queued.jobs[i]` and the jobs behind it in its list: nothing, when the list's
-        programme has had its turn (the per-programme bound) or its smallest gang is
-        larger than anything that fits on its class's open pools; otherwise, when none of
-        them could take a backfill reservation (`_may_hold`), preempt or be rejected,
-        only jobs that fit in that room; else any job."""
-        s, p = self._s, self._p
-        job = queued.jobs[i]
-        if p.examined_by_tenant.get(queued.tenant, 0) >= self._per_tenant:
-            return SKIP_LIST
-        if not self._may_idle or (p.may_preempt and p.preemption_attempts_left):
-            return NO_LIMIT
-        cls = s.eligibility.classes[queued.class_index]
-        if s.backfill and self._may_hold(queued, job, cls):
-            return NO_LIMIT  # a job of it may still take a reservation
-        usable = queued.pool_mask & p.open_mask
-        fit = fit_on(s, p, cls, usable) if usable else 0
-        if queued.smallest <= fit:
-            return fit
-        s.stats.lists_skipped += 1
-        return SKIP_LIST
-
-    def _may_hold(self, queued: JobList, job: Job, cls: EligibilityClass) -> bool:
-        """Whether `job`, or a job behind it in its list, could take a backfill reservation
-        now: a pool of the list's not out of reach, that could hold the list's smallest
-        gang, whose reservation is free or held by a job behind `job` (those behind it
-        are further back still). `ReservationBook.reserve` makes the same test per job.
-
-        Under an order whose keys move as GPUs do (fair share), a list holding a
-        reservation may act as well: its holder claims the pool at its place in the
-        pass, which jobs after it in the pass may no longer take even if its key grows
-        past theirs."""
-        s = self._s
-        book = s.reservations
-        if self._dynamic and book.holders_in(queued.key):
-            return True
-        claimable = queued.pool_mask & ~out_of_reach(s, self._p)
-        if not claimable:
-            return False
-        order = s.order
-        pools = s.fleet.pools
-        by_pool = book.by_pool
-        smallest = queued.smallest
-        job_key: OrderKey | None = None
-        for i in cls.pools:
-            if not claimable >> i & 1:
-                continue
-            reservation = by_pool.get(i)
-            if reservation is not None:
-                holder = reservation.holder
-                if holder is job:
-                    continue  # a holder keeps its pool and takes no other
-                if job_key is None:
-                    job_key = order.key(job)
-                if order.key(holder) < job_key:
-                    continue  # held by a job ahead
-            pool = pools[i]
-            gpn = pool.gpus_per_node
-            if smallest <= gpn or -(-smallest // gpn) <= pool.nodes:
-                return True
-        return False
-
-    def pass_over(self, queued: JobList, start: int, room: int) -> int:
-        """Pass over the jobs from `start` on that need more than `room`: the index of the
-        first that fits, or len(jobs) when the list is done for this pass. Each counts
-        against the pass's bounds as an examined job would (so the bounds hold the work
-        of a pass over a long queue); at a bound the pass's continuation is marked."""
-        p = self._p
-        jobs = queued.jobs
-        tenant = queued.tenant
-        seen = p.examined_by_tenant.get(tenant, 0)
-        end = len(jobs)
-        limit = min(end, start + self._per_tenant - seen, start + p.max_examined - p.examined)
-        i = start
-        while i < limit and jobs[i].fit_size > room:
-            i += 1
-        passed = i - start
-        p.examined_by_tenant[tenant] = seen + passed
-        p.examined += passed
-        p.passed_over += passed
-        if i < limit or i == end:
-            return i
-        if p.examined >= p.max_examined:
-            p.bound_hit = True
-        return end  # a bound: nothing more of this list in this pass
-
-
-def out_of_reach(s: Scheduler, p: PassState) -> int:
-    """Pools no job still to come in this pass can reserve: claimed by a job seen this
-    pass, held by a job ahead, or cordoned."""
-    return p.claimed_mask | p.held_ahead_mask | s.cordoned_mask
-
-
-def fit_on(s: Scheduler, p: PassState, cls: EligibilityClass, usable: int) -> int:
-    """The largest gang that fits now on the class's pools in `usable` (cached per
-    pass until GPUs move)."""
-    fit = p.fit_by_mask.get(usable)
-    if fit is None:
-        fit = 0
-        states = s.pool_states
-        for i in cls.pools:
-            if usable >> i & 1:
-                fit = max(fit, states[i].max_fit())
-        p.fit_by_mask[usable] = fit
-    return fit
 
 
 def try_to_start(s: Scheduler, p: PassState, job: Job, cls: EligibilityClass) -> bool | None:

@@ -200,7 +200,6 @@ class Preemptor:
         if job.priority < PriorityClass.URGENT and self._starts_soon_anyway(job, cls, now):
             return None
         order = s.order
-        key = order.key(job)
         usage, nominal = s.usage_gpus, s.nominal_gpus
         best: tuple[float, int, list[Job]] | None = None
         for i in cls.pools:
@@ -214,7 +213,7 @@ class Preemptor:
             ):
                 continue  # a budget is a hard rule: making room must not break it
             held = s.reservations.get(i)
-            if held is not None and held.holder is not job and order.key(held.holder) < key:
+            if held is not None and held.holder is not job and order.before(held.holder, job):
                 continue  # room made here would belong to the job ahead
             victims = [v for v in s.runs.by_end[i] if self._is_victim(v, job, reclaim, now)]
             if not victims:

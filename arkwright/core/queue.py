@@ -10,7 +10,7 @@ submission time, then sequence.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 
 from arkwright.core.job import Job
 
@@ -39,6 +39,7 @@ class JobList:
         "key",
         "keys",
         "pool_mask",
+        "requests",
         "smallest",
         "tenant",
     )
@@ -56,6 +57,10 @@ class JobList:
         # pass compares with the room left before it skips the whole list.
         self.gang_sizes: dict[int, int] = {}
         self.smallest = 0
+        # Every job's remaining request (`Job.remaining_request_s`), sorted: the shortest is what
+        # the pass compares with a backfill reservation's shadow time before it skips the
+        # whole list.
+        self.requests: list[float] = []
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -83,6 +88,7 @@ class JobQueue:
         sizes[size] = had + 1
         if not queued.jobs or size < queued.smallest:
             queued.smallest = size
+        insort(queued.requests, job.remaining_request_s)
         order = static_key(job)
         jobs, keys = queued.jobs, queued.keys
         if not keys or keys[-1] <= order:
@@ -107,6 +113,8 @@ class JobQueue:
         if not jobs:
             del self.lists[key]
             return
+        requests = queued.requests
+        del requests[bisect_left(requests, job.remaining_request_s)]
         sizes = queued.gang_sizes
         size = job.fit_size
         left = sizes[size] - 1

@@ -49,6 +49,10 @@ class ReservationBook:
         self.by_pool: dict[int, Reservation] = {}
         self.pool_of: dict[str, int] = {}  # holder's job id -> pool
         self._holders_by_list: dict[ListKey, int] = {}  # queue list -> holders in it
+        # Pools whose reservation was dropped, moved to another holder or made stale (its
+        # shadow time may move later) since `take_loosened`: where a job a pass ruled
+        # out may act after all (`ordering.in_order` takes such lists up again).
+        self._loosened = 0
         self._shadows = [
             ShadowIndex(state, running.by_end[i]) for i, state in enumerate(pool_states)
         ]
@@ -58,6 +62,11 @@ class ReservationBook:
 
     def get(self, pool_index: int) -> Reservation | None:
         return self.by_pool.get(pool_index)
+
+    def take_loosened(self) -> int:
+        pools = self._loosened
+        self._loosened = 0
+        return pools
 
     def holders_in(self, key: ListKey) -> int:
         """How many jobs of this queue list hold a reservation."""
@@ -70,21 +79,25 @@ class ReservationBook:
     ) -> bool:
         """May `job` start on this reserved pool now without delaying the holder?"""
         order = self._order
-        if order.key(job) < order.key(reservation.holder):
+        if order.before(job, reservation.holder):
             return True  # the reservation belongs to a job behind this one
         if reservation.stale:
             self._refresh(reservation, now)
-        end = now + max(job.requested_s - job.work_done_s, 0.0) / speed
+        end = now + job.remaining_request_s / speed
         if end <= reservation.shadow_time:
             return True
         return self._nodes_consumed(job, pool) <= reservation.spare_nodes
 
     def shadow_time(self, pool_index: int, now: float) -> float:
         """When the pool's reservation holder is due to start (replanned if stale)."""
+        return self.fresh(pool_index, now).shadow_time
+
+    def fresh(self, pool_index: int, now: float) -> Reservation:
+        """The pool's reservation, replanned first if it is stale."""
         reservation = self.by_pool[pool_index]
         if reservation.stale:
             self._refresh(reservation, now)
-        return reservation.shadow_time
+        return reservation
 
     def earliest_start(self, job: Job, pool_index: int, now: float) -> float:
         """When `job` could start on this pool if running jobs end at their time limits."""
@@ -101,9 +114,10 @@ class ReservationBook:
         if reservation is None:
             return
         pool = self._pools[pool_index]
-        end = now + max(job.requested_s - job.work_done_s, 0.0) / speed
-        if self._order.key(job) < self._order.key(reservation.holder):
+        end = now + job.remaining_request_s / speed
+        if self._order.before(job, reservation.holder):
             reservation.stale = True
+            self._loosened |= 1 << pool_index
         elif end > reservation.shadow_time:
             reservation.spare_nodes -= self._nodes_consumed(job, pool)
 
@@ -118,12 +132,14 @@ class ReservationBook:
         reservation = self.by_pool.get(pool_index)
         if reservation is not None:
             reservation.stale = True
+            self._loosened |= 1 << pool_index
 
     def drop(self, job: Job) -> None:
         pool_index = self.pool_of.pop(job.job_id, None)
         if pool_index is not None:
             del self.by_pool[pool_index]
             self._count_holder(job, -1)
+            self._loosened |= 1 << pool_index
 
     def _count_holder(self, holder: Job, change: int) -> None:
         key = list_key(holder)
@@ -143,14 +159,13 @@ class ReservationBook:
         this one holds them): in a pass that meets jobs in order, those stay out of reach
         of every later job too, so the pass need not ask again."""
         best: Reservation | None = None
-        key = self._order.key(job)
         pools = self._pools
         held_ahead = 0
         for i in cls.pools:
             if unavailable_mask >> i & 1 or not job.pool_mask >> i & 1:
                 continue
             current = self.by_pool.get(i)
-            if current is not None and self._order.key(current.holder) < key:
+            if current is not None and self._order.before(current.holder, job):
                 held_ahead |= 1 << i
                 continue
             if not can_ever_hold(job, pools[i]):
@@ -164,6 +179,7 @@ class ReservationBook:
         if displaced is not None:
             self.pool_of.pop(displaced.holder.job_id, None)
             self._count_holder(displaced.holder, -1)
+            self._loosened |= 1 << best.pool
         self.by_pool[best.pool] = best
         self.pool_of[job.job_id] = best.pool
         self._count_holder(job, 1)

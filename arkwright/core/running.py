@@ -49,7 +49,7 @@ class RunningSet:
         job.started_at = started_at
         if job.first_started_at < 0:
             job.first_started_at = started_at
-        job.expected_end = started_at + max(job.requested_s - job.work_done_s, 0.0) / speed
+        job.expected_end = started_at + job.remaining_request_s / speed
         running, keys = self.by_end[pool_index], self._end_keys[pool_index]
         key = end_key(job)
         if not keys or keys[-1] <= key:

@@ -82,6 +82,7 @@ class Scheduler:
         self._new_jobs: list[Job] = []
         self._seq = 0
         self._speed_rows: dict[str, list[float]] = {}
+        self._fastest = [1e-9] * len(fleet.pools)  # `fastest_on`: never zero, it divides
         # The stages, each chosen once from the policy.
         self.order: QueueOrder = (
             FairShareOrder(self.usage_gpus, self.weights) if policy.fairshare else PriorityOrder()
@@ -136,7 +137,13 @@ class Scheduler:
         if row is None:
             row = [self.throughput.speed(job_type, p.gpu_model) for p in self.fleet.pools]
             self._speed_rows[job_type] = row
+            self._fastest = [max(a, b) for a, b in zip(self._fastest, row, strict=True)]
         return row
+
+    def fastest_on(self, pool_index: int) -> float:
+        """The best speed on this pool of any job type seen (every queued job's is: `submit`
+        asks for its row): a bound on how soon a waiting job could end there."""
+        return self._fastest[pool_index]
 
     # ------------------------------------------------------------------ events
 
@@ -156,6 +163,7 @@ class Scheduler:
             )
         cls = self._classify(job)
         job.eligibility_class = cls.index
+        self.speeds(job.job_type)  # known before it can wait: `fastest_on`
         job.pool_mask = self.admission.usable_mask(job, cls)
         reason = self.admission.refusal(job, cls)
         if reason is not None:
@@ -192,6 +200,7 @@ class Scheduler:
             raise SubmissionError(f"job {job.job_id!r} is not eligible for its recorded pool")
         self.pool_states[pool_index].take(allocation)
         job.eligibility_class = cls.index
+        self.speeds(job.job_type)  # a requeued job waits: `fastest_on`
         job.pool_mask = self.admission.usable_mask(job, cls)
         self._know_tenant(job.tenant)
         job.seq = self._seq

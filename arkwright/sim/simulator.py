@@ -164,7 +164,7 @@ class Simulator:
                         job.pools,
                     )
                     recorder.started(job, pool, eligible)
-                    run_left = min(job.remaining_s, max(job.requested_s - job.work_done_s, 0.0))
+                    run_left = min(job.remaining_s, job.remaining_request_s)
                     end = now + run_left / job.speed
                     heapq.heappush(finishes, (end, job.seq, job.attempts, job))
                 elif isinstance(decision, Reject):

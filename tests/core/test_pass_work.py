@@ -100,9 +100,12 @@ def test_an_event_pass_looks_less_deep_than_the_tick():
     sched.submit(make_job("holder", gpus=16, duration=100, submit=1.0), 1.0)
     for n in range(10):  # each fits beside "long" but would delay the holder
         sched.submit(make_job(f"j{n}", gpus=4, duration=20_000, tenant="b", submit=2.0), 2.0)
-    assert started(sched.schedule(2.0)) == ["long", "short"]
+    # ... and one that would not, behind them: their list must be looked through.
+    sched.submit(make_job("quick", gpus=4, duration=10, tenant="b", submit=3.0), 3.0)
+    assert started(sched.schedule(3.0)) == ["long", "short"]
     sched.finish("short", 5.0)
     assert started(sched.schedule(5.0)) == []
     assert sched.stats.examined_per_pass[-1] == 3 and sched.stats.bound_hits >= 1
-    sched.schedule(300.0, full=True)  # the tick looks at all ten (the holder can't start)
-    assert sched.stats.examined_per_pass[-1] == 10
+    # The tick looks at all eleven (the holder can't start) and reaches the short one.
+    assert started(sched.schedule(300.0, full=True)) == ["quick"]
+    assert sched.stats.examined_per_pass[-1] == 11
