@@ -109,3 +109,45 @@ def test_an_event_pass_looks_less_deep_than_the_tick():
     # The tick looks at all eleven (the holder can't start) and reaches the short one.
     assert started(sched.schedule(300.0, full=True)) == ["quick"]
     assert sched.stats.examined_per_pass[-1] == 11
+
+
+def test_a_list_a_reservation_ahead_blocks_is_not_examined():
+    """Jobs that fit beside the running work but would each delay the reservation held
+    ahead of them (too long to end by its shadow time, too many nodes for its spare)
+    are ruled out as a list, not one by one; one short enough behind them is reached."""
+    sched = Scheduler(one_pool_fleet(nodes=2), PolicySpec.parse("backfill"))
+    sched.submit(make_job("long", gpus=8, duration=10_000), 0.0)
+    sched.submit(make_job("short", gpus=8, duration=5), 0.0)
+    sched.submit(make_job("holder", gpus=16, duration=100, submit=1.0), 1.0)
+    for n in range(10):
+        sched.submit(make_job(f"j{n}", gpus=4, duration=20_000, tenant="b", submit=2.0), 2.0)
+    assert started(sched.schedule(2.0)) == ["long", "short"]
+    sched.finish("short", 5.0)  # 8 GPUs free: each 4-GPU job fits, none may start
+    assert started(sched.schedule(5.0)) == []
+    assert sched.stats.examined_per_pass[-1] == 0
+    sched.submit(make_job("quick", gpus=4, duration=10, tenant="b", submit=6.0), 6.0)
+    # Now the list's shortest request ends in time: it is looked through, in order.
+    assert started(sched.schedule(6.0, full=True)) == ["quick"]
+    assert sched.stats.examined_per_pass[-1] == 11
+
+
+def test_a_reservation_dropped_in_the_pass_opens_the_pool_to_those_behind():
+    """A list ruled out because a job ahead holds the pool's reservation is taken up
+    again when that job starts in the same pass: the first job behind it then takes the
+    reservation, as it would have had every job been examined in turn."""
+    sched = Scheduler(one_pool_fleet(nodes=3), PolicySpec.parse("backfill"))
+    sched.submit(make_job("long", gpus=8, duration=10_000), 0.0)
+    sched.submit(make_job("mid", gpus=8, duration=50), 0.0)
+    sched.submit(make_job("other", gpus=8, duration=50), 0.0)
+    assert started(sched.schedule(0.0)) == ["long", "mid", "other"]
+    sched.submit(make_job("holder", gpus=16, duration=100, submit=1.0), 1.0)
+    sched.submit(make_job("b1", gpus=16, duration=20_000, tenant="b", submit=2.0), 2.0)
+    sched.schedule(2.0)
+    assert sched.reservations.pool_of == {"holder": 0}
+    sched.finish("mid", 50.0)
+    sched.finish("other", 50.0)
+    # b1 needs both free nodes but would hold them past the holder's shadow time (now):
+    # ruled out; the holder starts on them, its reservation goes, and b1 takes the next.
+    assert started(sched.schedule(50.0)) == ["holder"]
+    assert sched.reservations.pool_of == {"b1": 0}
+    assert sched.stats.examined_per_pass[-1] == 2
