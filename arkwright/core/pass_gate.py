@@ -20,7 +20,7 @@ from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job
 from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListGate
 from arkwright.core.pass_state import PassState
-from arkwright.core.queue import JobList
+from arkwright.core.queue import JobList, list_key
 
 if TYPE_CHECKING:
     from arkwright.core.scheduler import Scheduler
@@ -37,6 +37,8 @@ class PassGate(ListGate):
         self._dynamic = s.order.dynamic
         self._decisions_seen = 0
         s.reservations.take_loosened()  # what loosened before this pass is its trigger
+        # Lists holding an arrival: outside the periodic pass, only arrivals may preempt.
+        self._new_lists = {list_key(job) for job in p.new_jobs} if p.may_preempt else set()
 
     def loosened(self) -> int:
         """Pools whose reservation was dropped, moved or made stale since last asked;
@@ -53,12 +55,14 @@ class PassGate(ListGate):
         """For `queued.jobs[i]` and the jobs behind it in its list: nothing, when the
         list's programme has had its turn (the per-programme bound) or its smallest gang
         is larger than the room any job of it could start in now; otherwise, when none
-        of them could take a backfill reservation (`_may_hold`), preempt or be rejected,
-        that room (larger jobs are passed over); else any job."""
+        of them could take a backfill reservation (`_may_hold`), preempt (`_may_preempt`)
+        or be rejected, that room (larger jobs are passed over); else any job."""
         s, p = self._s, self._p
         if p.examined_by_tenant.get(queued.tenant, 0) >= self._per_tenant:
             return SKIP_LIST
-        if not self._may_idle or (p.may_preempt and p.preemption_attempts_left):
+        if not self._may_idle or (
+            p.may_preempt and p.preemption_attempts_left and self._may_preempt(queued)
+        ):
             return NO_LIMIT
         cls = s.eligibility.classes[queued.class_index]
         if s.backfill:
@@ -72,6 +76,16 @@ class PassGate(ListGate):
             return room
         s.stats.lists_skipped += 1
         return SKIP_LIST
+
+    def _may_preempt(self, queued: JobList) -> bool:
+        """Whether a job of the list could preempt in this pass: on the periodic pass any
+        job, otherwise only arrivals (`Preemptor.preempt_in_pass`), and only where the
+        preemptor's rules could let one (`Preemptor.may_search_for`)."""
+        p = self._p
+        if not p.full and queued.key not in self._new_lists:
+            return False
+        preemptor = self._s.preemptor
+        return preemptor is not None and preemptor.may_search_for(queued)
 
     def _may_hold(self, queued: JobList, i: int, cls: EligibilityClass) -> bool:
         """Whether a job of the list from `i` on could take a backfill reservation now:

@@ -38,6 +38,7 @@ from arkwright.core.job import Job, PriorityClass
 from arkwright.core.ordering import ListFilter
 from arkwright.core.pass_state import PassState
 from arkwright.core.pool_state import PoolState
+from arkwright.core.queue import JobList
 from arkwright.core.usage_history import UsageHistory
 
 if TYPE_CHECKING:
@@ -148,6 +149,24 @@ class Preemptor:
             return True
         return self._may_reclaim(job, now) and any(
             self._borrowing(name) for name in self._s.usage_gpus if name != job.tenant
+        )
+
+    def may_search_for(self, queued: JobList) -> bool:
+        """Whether `worth_trying` could say yes to some job of this queue list: what it
+        asks of a job, asked of the whole list at once, erring towards yes (the pass
+        examines a list only when one of its jobs could act)."""
+        s = self._s
+        top_priority = -queued.keys[0][0]  # a list is sorted by priority first
+        if top_priority >= self.min_priority and any(s.runs.preemptible_by_priority[:top_priority]):
+            return True
+        tenant = queued.tenant
+        use = s.usage_gpus.get(tenant, 0)
+        nominal = s.nominal_gpus[tenant]
+        return (  # `_may_reclaim` for the list's smallest gang, then a borrower to take from
+            use + queued.smallest <= nominal
+            and use <= nominal * (1 - self.hysteresis)
+            and self._behind(tenant)
+            and any(self._borrowing(name) for name in s.usage_gpus if name != tenant)
         )
 
     def _may_reclaim(self, job: Job, now: float) -> bool:
