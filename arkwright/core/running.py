@@ -6,6 +6,7 @@ One owner for these facts: the scheduler's stages read them, only `mark_running`
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 
 from arkwright.core.job import Job, JobState, PriorityClass
@@ -30,6 +31,11 @@ class RunningSet:
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_end)
+
+    def ending_by(self, pool_index: int, until: float) -> list[Job]:
+        """The pool's running jobs due to end (at their time limits) by `until`, in order."""
+        keys = self._end_keys[pool_index]
+        return self.by_end[pool_index][: bisect_right(keys, (until, math.inf))]
 
     def anyone_preemptible(self) -> bool:
         return any(self.preemptible_by_priority)
