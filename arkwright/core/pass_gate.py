@@ -13,6 +13,7 @@ loop. Every answer errs towards looking (a job the gate lets through may still f
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from arkwright.core.budget import OverBudget
@@ -20,7 +21,7 @@ from arkwright.core.eligibility import EligibilityClass
 from arkwright.core.job import Job
 from arkwright.core.ordering import NO_LIMIT, SKIP_LIST, ListGate
 from arkwright.core.pass_state import PassState
-from arkwright.core.queue import JobList, list_key
+from arkwright.core.queue import JobList, list_key, static_key
 
 if TYPE_CHECKING:
     from arkwright.core.scheduler import Scheduler
@@ -66,9 +67,14 @@ class PassGate(ListGate):
             return NO_LIMIT
         cls = s.eligibility.classes[queued.class_index]
         if s.backfill:
+            holder_at = self._next_holder(queued, i)
+            if holder_at == i:
+                return NO_LIMIT  # a holder under fair share: it claims its pool here
             if self._may_hold(queued, i, cls):
                 return NO_LIMIT  # a job of it may still take a reservation
             room = self._backfill_room(queued, queued.jobs[i], cls)
+            if queued.smallest > room and holder_at < len(queued.jobs):
+                return 0  # nothing before its next holder can act: on to that holder
         else:
             usable = queued.pool_mask & p.open_mask
             room = fit_on(s, p, cls, usable) if usable else 0
@@ -94,14 +100,9 @@ class PassGate(ListGate):
         holds none (those behind it are further back still; a holder keeps its pool and
         takes no other). `ReservationBook.reserve` makes the same test per job.
 
-        Under an order whose keys move as GPUs do (fair share), a list holding a
-        reservation may act as well: its holder claims the pool at its place in the
-        pass, which jobs after it in the pass may no longer take even if its key grows
-        past theirs."""
+        (Under fair share a holder is examined at its own place: `_next_holder`.)"""
         s = self._s
         book = s.reservations
-        if self._dynamic and book.holders_in(queued.key):
-            return True
         claimable = queued.pool_mask & ~out_of_reach(s, self._p)
         if not claimable:
             return False
@@ -127,6 +128,29 @@ class PassGate(ListGate):
             if smallest <= gpn or -(-smallest // gpn) <= pool.nodes:
                 return True
         return False
+
+    def _next_holder(self, queued: JobList, i: int) -> int:
+        """Under an order whose keys move as GPUs do (fair share), the index of the list's
+        first job from `i` on that holds a reservation (len(jobs) if none, and always
+        without fair share). Such a holder must be examined at its own place in the pass:
+        it claims its pool there, which jobs after it may then no longer take even if its
+        key grows past theirs, so the gate never skips or passes over it."""
+        end = len(queued.jobs)
+        book = self._s.reservations
+        if not self._dynamic or not book.holders_in(queued.key):
+            return end
+        found = end
+        for reservation in book.by_pool.values():
+            holder = reservation.holder
+            if (
+                holder.tenant == queued.tenant
+                and holder.eligibility_class == queued.class_index
+                and holder.pool_mask == queued.pool_mask
+            ):
+                k = bisect_left(queued.keys, static_key(holder))
+                if i <= k < found:
+                    found = k
+        return found
 
     def _backfill_room(self, queued: JobList, job: Job, cls: EligibilityClass) -> int:
         """The largest room, among the list's open pools, that some job of it from `job`
@@ -167,14 +191,18 @@ class PassGate(ListGate):
 
     def pass_over(self, queued: JobList, start: int, room: int) -> int:
         """Pass over the jobs from `start` on that need more than `room`: the index of the
-        first that fits, or len(jobs) when the list is done for this pass. Each counts
-        against the pass's bounds as an examined job would (so the bounds hold the work
-        of a pass over a long queue); at a bound the pass's continuation is marked."""
+        first that fits or holds a reservation under fair share (`_next_holder`), or
+        len(jobs) when the list is done for this pass. Each counts against the pass's
+        bounds as an examined job would (so the bounds hold the work of a pass over a long
+        queue); at a bound the pass's continuation is marked. A room of 0 (nothing of the
+        list fits before its next holder) jumps there without a walk, as a list skip."""
         p = self._p
         jobs = queued.jobs
         tenant = queued.tenant
         seen = p.examined_by_tenant.get(tenant, 0)
-        end = len(jobs)
+        end = self._next_holder(queued, start) if self._s.backfill else len(jobs)
+        if not room:
+            return end  # nothing fits before the next holder: a jump, as a list skip
         limit = min(end, start + self._per_tenant - seen, start + p.max_examined - p.examined)
         i = start
         while i < limit and jobs[i].fit_size > room:
@@ -187,7 +215,7 @@ class PassGate(ListGate):
             return i
         if p.examined >= p.max_examined:
             p.bound_hit = True
-        return end  # a bound: nothing more of this list in this pass
+        return len(jobs)  # a bound: nothing more of this list in this pass
 
 
 def out_of_reach(s: Scheduler, p: PassState) -> int:
