@@ -191,31 +191,15 @@ class PassGate(ListGate):
 
     def pass_over(self, queued: JobList, start: int, room: int) -> int:
         """Pass over the jobs from `start` on that need more than `room`: the index of the
-        first that fits or holds a reservation under fair share (`_next_holder`), or
-        len(jobs) when the list is done for this pass. Each counts against the pass's
-        bounds as an examined job would (so the bounds hold the work of a pass over a long
-        queue); at a bound the pass's continuation is marked. A room of 0 (nothing of the
-        list fits before its next holder) jumps there without a walk, as a list skip."""
-        p = self._p
-        jobs = queued.jobs
-        tenant = queued.tenant
-        seen = p.examined_by_tenant.get(tenant, 0)
-        end = self._next_holder(queued, start) if self._s.backfill else len(jobs)
-        if not room:
-            return end  # nothing fits before the next holder: a jump, as a list skip
-        limit = min(end, start + self._per_tenant - seen, start + p.max_examined - p.examined)
-        i = start
-        while i < limit and jobs[i].fit_size > room:
-            i += 1
-        passed = i - start
-        p.examined_by_tenant[tenant] = seen + passed
-        p.examined += passed
-        p.passed_over += passed
-        if i < limit or i == end:
-            return i
-        if p.examined >= p.max_examined:
-            p.bound_hit = True
-        return len(jobs)  # a bound: nothing more of this list in this pass
+        first that fits (found by bisection, not a walk: `JobList.first_fitting`) or that
+        holds a reservation under fair share (`_next_holder`), or len(jobs) when the list
+        is done for this pass. Passing over costs the pass's bounds nothing, as skipping
+        a whole list does: the bounds count jobs examined, and a pass over a long queue
+        of jobs too large for the room left stays short whatever their number."""
+        end = self._next_holder(queued, start) if self._s.backfill else len(queued.jobs)
+        nxt = min(queued.first_fitting(start, room), end) if room else end
+        self._p.passed_over += nxt - start
+        return nxt
 
 
 def out_of_reach(s: Scheduler, p: PassState) -> int:

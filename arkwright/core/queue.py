@@ -33,8 +33,8 @@ class JobList:
     (read as attributes: no lookup by key on the pass's path)."""
 
     __slots__ = (
+        "by_size",
         "class_index",
-        "gang_sizes",
         "jobs",
         "key",
         "keys",
@@ -53,9 +53,10 @@ class JobList:
         # The jobs' `static_key`s, in step with `jobs`: bisecting them calls no key
         # function at every probe (as `running.RunningSet` keeps its end keys).
         self.keys: list[StaticKey] = []
-        # How many jobs of each gang size (`Job.fit_size`) wait, and the smallest: what a
-        # pass compares with the room left before it skips the whole list.
-        self.gang_sizes: dict[int, int] = {}
+        # The static keys of the jobs of each gang size (`Job.fit_size`), sorted, and the
+        # smallest size: what a pass compares with the room left before it skips the whole
+        # list, and how it finds the next job that fits without walking those that don't.
+        self.by_size: dict[int, list[StaticKey]] = {}
         self.smallest = 0
         # Every job's remaining request (`Job.remaining_request_s`), sorted: the shortest is what
         # the pass compares with a backfill reservation's shadow time before it skips the
@@ -64,6 +65,18 @@ class JobList:
 
     def __len__(self) -> int:
         return len(self.jobs)
+
+    def first_fitting(self, start: int, room: int) -> int:
+        """The index of the first job from `start` on whose gang size fits `room`, or
+        len(jobs): a bisection per gang size, not a walk over the jobs that don't fit."""
+        start_key = self.keys[start]
+        first: StaticKey | None = None
+        for size, keys in self.by_size.items():
+            if size <= room:
+                k = bisect_left(keys, start_key)
+                if k < len(keys) and (first is None or keys[k] < first):
+                    first = keys[k]
+        return len(self.jobs) if first is None else bisect_left(self.keys, first)
 
 
 class JobQueue:
@@ -82,14 +95,16 @@ class JobQueue:
         queued = self.lists.get(key)
         if queued is None:
             queued = self.lists[key] = JobList(key)
-        sizes = queued.gang_sizes
+        order = static_key(job)
         size = job.fit_size
-        had = sizes.get(size, 0)
-        sizes[size] = had + 1
+        same_size = queued.by_size.get(size)
+        if same_size is None:
+            queued.by_size[size] = [order]
+        else:
+            insort(same_size, order)
         if not queued.jobs or size < queued.smallest:
             queued.smallest = size
         insort(queued.requests, job.remaining_request_s)
-        order = static_key(job)
         jobs, keys = queued.jobs, queued.keys
         if not keys or keys[-1] <= order:
             jobs.append(job)  # the common case: arrivals come in order
@@ -107,6 +122,7 @@ class JobQueue:
         i = bisect_left(keys, static_key(job))
         if i >= len(jobs) or jobs[i] is not job:
             raise KeyError(job.job_id)
+        order = keys[i]
         del jobs[i]
         del keys[i]
         self.size -= 1
@@ -115,15 +131,13 @@ class JobQueue:
             return
         requests = queued.requests
         del requests[bisect_left(requests, job.remaining_request_s)]
-        sizes = queued.gang_sizes
         size = job.fit_size
-        left = sizes[size] - 1
-        if left:
-            sizes[size] = left
-        else:
-            del sizes[size]
+        same_size = queued.by_size[size]
+        del same_size[bisect_left(same_size, order)]
+        if not same_size:
+            del queued.by_size[size]
             if size == queued.smallest:
-                queued.smallest = min(sizes)
+                queued.smallest = min(queued.by_size)
 
     def __iter__(self):
         for queued in self.lists.values():

@@ -64,30 +64,24 @@ def test_jobs_too_large_for_the_room_left_are_passed_over_in_one_step():
     before = sched.stats.passed_over
     assert started(sched.schedule(13.0)) == ["tiny2"]
     # The holder is not examined (it cannot start, and keeps its pool without a look),
-    # the 40 between are passed over in one step (counted against the bounds all the
-    # same), then tiny2 starts.
+    # the 40 between are passed over in one step (a bisection, not a walk, which costs
+    # the bounds nothing), then tiny2 starts.
     assert sched.stats.passed_over - before == 40
-    assert sched.stats.examined_per_pass[-1] == 41
+    assert sched.stats.examined_per_pass[-1] == 1
 
 
-def test_passing_over_counts_against_the_bound():
-    """A pass's work stays bounded however long the list of jobs too large for the room
-    is: with a bound of 10 the pass stops among them (and marks its continuation, which
-    starts again from the top of the queue, as Slurm's default_queue_depth does); with
-    room in the bound it reaches the job that fits."""
-
-    def first_pass(bound: int) -> tuple[list[str], Scheduler]:
-        sched = queue_behind_a_holder(SchedulerConfig(max_jobs_per_pass=bound))
-        return started(sched.schedule(3.0)), sched
-
-    bounded, sched = first_pass(10)
-    assert bounded == ["long", "short"]
+def test_passing_over_costs_no_bound():
+    """Jobs too large for the room left are passed over in one step whatever their
+    number, and cost the pass's bound nothing (it counts jobs examined): a pass bounded
+    at ten reaches the job behind forty of them that fits."""
+    sched = queue_behind_a_holder(SchedulerConfig(max_jobs_per_pass=10))
+    # The arrivals' own pass examines each arrival in turn, and stops at its bound ...
+    assert started(sched.schedule(3.0)) == ["long", "short"]
     assert sched.stats.bound_hits == 1 and sched.stats.examined_per_pass == [10]
-    assert started(sched.schedule(4.0)) == []  # continues: the top again, ten jobs
-    assert sched.stats.bound_hits == 2 and sched.stats.examined_per_pass[-1] == 10
-    roomy, sched = first_pass(50)
-    assert roomy == ["long", "short", "tiny"]
-    assert sched.stats.bound_hits == 0
+    # ... its continuation passes the forty over and starts the one that fits.
+    assert started(sched.schedule(4.0)) == ["tiny"]
+    assert sched.stats.bound_hits == 1 and sched.stats.examined_per_pass[-1] == 1
+    assert sched.stats.passed_over == 40
 
 
 def test_an_event_pass_looks_less_deep_than_the_tick():
