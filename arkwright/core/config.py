@@ -26,8 +26,9 @@ class SchedulerConfig:
     over_budget: OverBudget = OverBudget.HOLD
     # Bounded passes, as Slurm bounds its schedulers (default_queue_depth, bf_max_job_test,
     # bf_max_job_user_part): jobs examined per pass, and per programme per pass. Whole
-    # lists of jobs that could do nothing in the pass are skipped, and jobs too large for
-    # the room left passed over, without counting: both cost a bisection, not a walk.
+    # lists of jobs that could do nothing in the pass are skipped without counting; jobs
+    # passed over inside a list (too large for the room left) count, though passing them
+    # over costs a bisection, not a walk.
     max_jobs_per_pass: int = 1000
     max_jobs_per_tenant_per_pass: int = 400
     # A pass made for an event (an arrival, a finish) rather than the periodic tick looks

@@ -193,13 +193,28 @@ class PassGate(ListGate):
         """Pass over the jobs from `start` on that need more than `room`: the index of the
         first that fits (found by bisection, not a walk: `JobList.first_fitting`) or that
         holds a reservation under fair share (`_next_holder`), or len(jobs) when the list
-        is done for this pass. Passing over costs the pass's bounds nothing, as skipping
-        a whole list does: the bounds count jobs examined, and a pass over a long queue
-        of jobs too large for the room left stays short whatever their number."""
+        is done for this pass. Each job passed over counts against the pass's bounds as
+        an examined one would: a pass after an event still stops within its depth of the
+        queue's top (in overload, where every list is long, a pass that passed over for
+        free went on to examine its whole bound of jobs that could not start). A room of
+        0 (nothing fits before the next holder) jumps there uncounted, as a list skip."""
+        p = self._p
         end = self._next_holder(queued, start) if self._s.backfill else len(queued.jobs)
-        nxt = min(queued.first_fitting(start, room), end) if room else end
-        self._p.passed_over += nxt - start
-        return nxt
+        if not room:
+            return end
+        tenant = queued.tenant
+        seen = p.examined_by_tenant.get(tenant, 0)
+        limit = min(end, start + self._per_tenant - seen, start + p.max_examined - p.examined)
+        i = min(queued.first_fitting(start, room), limit)
+        passed = i - start
+        p.examined_by_tenant[tenant] = seen + passed
+        p.examined += passed
+        p.passed_over += passed
+        if i < limit or i == end:
+            return i
+        if p.examined >= p.max_examined:
+            p.bound_hit = True
+        return len(queued.jobs)  # a bound: nothing more of this list in this pass
 
 
 def out_of_reach(s: Scheduler, p: PassState) -> int:

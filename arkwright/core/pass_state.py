@@ -57,7 +57,7 @@ class PassState:
         self.requeued: list[Job] = []  # victims, re-queued after the pass
         self.decisions: list[Decision] = []
         self.max_examined = 0  # this pass's bound on `examined`
-        self.examined = 0  # jobs looked at (not those passed over, nor lists skipped)
+        self.examined = 0  # jobs looked at, those passed over included (not lists skipped)
         self.passed_over = 0  # jobs passed over as too large for the room left
         self.examined_by_tenant: dict[str, int] = {}
         self.bound_hit = False
