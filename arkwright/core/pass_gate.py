@@ -205,7 +205,7 @@ class PassGate(ListGate):
         tenant = queued.tenant
         seen = p.examined_by_tenant.get(tenant, 0)
         limit = min(end, start + self._per_tenant - seen, start + p.max_examined - p.examined)
-        i = min(queued.first_fitting(start, room), limit)
+        i = queued.first_fitting(start, room, limit)
         passed = i - start
         p.examined_by_tenant[tenant] = seen + passed
         p.examined += passed

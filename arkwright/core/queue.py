@@ -18,6 +18,7 @@ from arkwright.core.job import Job
 # are the class's less any whose site time limit is shorter than the job asks for.
 ListKey = tuple[str, int, int]
 StaticKey = tuple[int, float, int]
+NEAR = 8  # `JobList.first_fitting` looks at this many jobs in turn before it bisects
 
 
 def list_key(job: Job) -> ListKey:
@@ -66,17 +67,26 @@ class JobList:
     def __len__(self) -> int:
         return len(self.jobs)
 
-    def first_fitting(self, start: int, room: int) -> int:
+    def first_fitting(self, start: int, room: int, limit: int) -> int:
         """The index of the first job from `start` on whose gang size fits `room`, or
-        len(jobs): a bisection per gang size, not a walk over the jobs that don't fit."""
-        start_key = self.keys[start]
+        `limit` if none comes before it: the next few jobs are looked at in turn (a run
+        of large ones is short more often than not), then one bisection per gang size,
+        not a walk over every job that doesn't fit."""
+        jobs = self.jobs
+        near = min(limit, start + NEAR)
+        for i in range(start, near):
+            if jobs[i].fit_size <= room:
+                return i
+        if near >= limit:
+            return limit
+        start_key = self.keys[near]
         first: StaticKey | None = None
         for size, keys in self.by_size.items():
             if size <= room:
                 k = bisect_left(keys, start_key)
                 if k < len(keys) and (first is None or keys[k] < first):
                     first = keys[k]
-        return len(self.jobs) if first is None else bisect_left(self.keys, first)
+        return limit if first is None else min(bisect_left(self.keys, first), limit)
 
 
 class JobQueue:
