@@ -169,18 +169,18 @@ def in_order(
     passed: list[int] = []
     mask = consider.mask
     for queued in queue.lists.values():
-        jobs = queued.jobs
-        if jobs and classes[queued.class_index].pool_mask & mask:
+        if classes[queued.class_index].pool_mask & mask:
             n = len(lists)
+            head = queued.lo  # a queue's list is never empty
             lists.append(queued)
-            passed.append(0)
-            if gate is not None and gate.room(queued, 0) < 0:
+            passed.append(head)
+            if gate is not None and gate.room(queued, head) < 0:
                 cursor.append(PARKED)
                 live.append(-1)
             else:
-                cursor.append(0)
+                cursor.append(head)
                 live.append(serial)
-                heap.append(entry(order, jobs[0], n, 0, serial))
+                heap.append(entry(order, queued.jobs[head], n, head, serial))
                 serial += 1
     heapq.heapify(heap)
     pushpop, pop = heapq.heappushpop, heapq.heappop  # looked up once, not per job
@@ -230,12 +230,11 @@ def in_order(
             serial += 1
             continue
         yield job
-        # A job that started, or went to wait outside the queue, has left its list, so
-        # the same index now holds the next one.
-        left = job.state is not JobState.PENDING or job.held
-        nxt = i if left else i + 1
-        if left and passed[n] > i:
-            passed[n] -= 1
+        # A job that started, or went to wait outside the queue, has left its list: the
+        # jobs before it moved one place on (`queue.JobList`), those after stayed.
+        nxt = i + 1
+        if passed[n] <= i and (job.state is not JobState.PENDING or job.held):
+            passed[n] += 1
         if nxt < len(jobs):
             cursor[n] = nxt
             follow = entry(order, jobs[nxt], n, nxt, serial)
@@ -258,12 +257,12 @@ def in_order(
             static = (top[0], top[2], top[3])
             for m, queued in enumerate(lists):
                 if queued.tenant == job.tenant:
-                    passed[m] = max(passed[m], bisect_right(queued.keys, static))
+                    passed[m] = max(passed[m], bisect_right(queued.keys, static, queued.lo))
         for m, queued in enumerate(lists):
             at = cursor[m]
             if at == DROPPED or not queued.pool_mask & loosened:
                 continue
-            k = max(first_after(queued.jobs, order, reached), passed[m])
+            k = max(first_after(queued, order, reached), passed[m])
             if k < len(queued.jobs) and (at == PARKED or k < at):
                 cursor[m] = k
                 heapq.heappush(heap, entry(order, queued.jobs[k], m, k, serial))
@@ -273,10 +272,11 @@ def in_order(
             follow = None  # its list was taken up again at an earlier job
 
 
-def first_after(jobs: list[Job], order: QueueOrder, reached: OrderKey) -> int:
+def first_after(queued: JobList, order: QueueOrder, reached: OrderKey) -> int:
     """The index of the first job of a list whose key is past `reached` (a list's keys
     rise with its index: its jobs share a programme)."""
-    lo, hi = 0, len(jobs)
+    jobs = queued.jobs
+    lo, hi = queued.lo, len(jobs)
     while lo < hi:
         mid = (lo + hi) // 2
         if order.key(jobs[mid]) <= reached:

@@ -147,7 +147,7 @@ class PassGate(ListGate):
                 and holder.eligibility_class == queued.class_index
                 and holder.pool_mask == queued.pool_mask
             ):
-                k = bisect_left(queued.keys, static_key(holder))
+                k = bisect_left(queued.keys, static_key(holder), queued.lo)
                 if i <= k < found:
                     found = k
         return found
@@ -183,7 +183,7 @@ class PassGate(ListGate):
                 reservation = book.fresh(index, now)
                 gpn = pools[index].gpus_per_node
                 need = 1 if smallest <= gpn else -(-smallest // gpn)
-                shortest = now + queued.requests[0] / s.fastest_on(index)
+                shortest = now + queued.shortest_request() / s.fastest_on(index)
                 if need > reservation.spare_nodes and shortest > reservation.shadow_time:
                     continue
             room = fit

@@ -32,6 +32,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
     if s.carbon is not None:
         s.holds.carbon_due(now)
     dirty, arrived_mask, new_jobs = s.take_changes(full)
+    s.queue.tidy()  # renumbers lists: only here, before the pass's cursors exist
     trigger = dirty | arrived_mask
     notices = s.holds.take_notices()
     if not s.queue.size or not trigger:

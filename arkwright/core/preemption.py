@@ -156,7 +156,7 @@ class Preemptor:
         asks of a job, asked of the whole list at once, erring towards yes (the pass
         examines a list only when one of its jobs could act)."""
         s = self._s
-        top_priority = -queued.keys[0][0]  # a list is sorted by priority first
+        top_priority = -queued.head_key()[0]  # a list is sorted by priority first
         if top_priority >= self.min_priority and any(s.runs.preemptible_by_priority[:top_priority]):
             return True
         tenant = queued.tenant
