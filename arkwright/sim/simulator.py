@@ -7,7 +7,6 @@ carbon re-evaluation) while work is waiting. Everything is deterministic.
 
 from __future__ import annotations
 
-import gc
 import heapq
 import math
 import time
@@ -25,12 +24,12 @@ from arkwright.core.job import Job
 from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import Scheduler, SchedulerConfig
 from arkwright.core.throughput import ThroughputTable
+from arkwright.sim.collector import long_lived_heap
 from arkwright.sim.metrics import summarize
 from arkwright.sim.recorder import Recorder
 from arkwright.sim.throughput_file import table_for
 
 ProgressFn = Callable[[int, int], None]
-GC_YOUNG_THRESHOLD = 70_000  # allocations between collections of the youngest generation
 # The core the loop drives: `Scheduler`, or a stand-in with its calls (tests swap in the
 # frozen reference core). `Any`, not `Scheduler`, so that the compiled loop accepts both.
 SchedulerLike = Any
@@ -63,25 +62,8 @@ class Simulator:
 
     def run(self, jobs: list[Job], trace_name: str = "") -> SimulationResult:
         wall_start = time.perf_counter()
-        # A million queued jobs would otherwise be re-scanned by every full collection:
-        # the trace's objects live as long as the run, so move them out of the collector's
-        # sight (new objects are still collected as usual). Only the young generations
-        # are collected first: a full collection would walk every job of a big trace
-        # (0.8 s for a million) to free what little old garbage there is, which the
-        # freeze then merely keeps until the run ends.
-        gc.collect(1)
-        gc.freeze()
-        # Every event makes and drops small containers (keys, decisions, a pass's state),
-        # which reference counting frees at once; at the default threshold (700) the
-        # collector still ran every few events to look for cycles among them (about 5% of
-        # a run). A higher one runs it a hundredth as often, on what is still alive then.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
-        try:
+        with long_lived_heap():  # the trace's jobs live as long as the run: sim/collector.py
             return self._run(jobs, trace_name, wall_start)
-        finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
 
     def _run(self, jobs: list[Job], trace_name: str, wall_start: float) -> SimulationResult:
         fleet = self.fleet
