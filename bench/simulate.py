@@ -250,7 +250,7 @@ def run_child(policy: str, trace_path: Path, pure: bool = False) -> dict:
 # ---------------------------------------------------------------------- pass cost
 
 
-def pass_cost(policy: str, queued: int, passes: int, budget_s: float = 30.0) -> dict:
+def pass_cost(policy: str, queued: int, passes: int, budget_s: float = 60.0) -> dict:
     """Per-pass µs with `queued` jobs waiting on a full, fragmented fleet.
 
     The fleet is filled with long single-GPU work, then one GPU is freed on roughly
@@ -465,7 +465,7 @@ def main() -> None:
         for policy in args.pass_policies.split(","):
             first: dict | None = None
             for size in sizes:
-                row = pass_cost(policy, size, passes=200 if size < 1_000_000 else 50)
+                row = pass_cost(policy, size, passes=300)
                 first = first or row
                 row["tick_ratio"] = row["tick_mean_us"] / first["tick_mean_us"]
                 row["event_ratio"] = row["event_mean_us"] / first["event_mean_us"]
