@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from arkwright.core.job import PriorityClass
+from arkwright.core.ordering import FairShareOrder, PriorityOrder, first_after
 from arkwright.core.queue import JobQueue, list_key, static_key
 from tests.conftest import make_job
 
@@ -103,3 +104,37 @@ def test_jobs_leave_from_anywhere_and_the_others_keep_their_places(specs, order)
         assert job not in queued.jobs[queued.lo :]
     queue.remove(leaving[-1])
     assert queue.lists == {} and len(queue) == 0
+
+
+@given(
+    specs=SPECS,
+    gone=st.sets(st.integers(0, 59), max_size=20),
+    gpus_held=st.sampled_from([0, 5, 20]),
+    reached=st.tuples(
+        st.integers(-3, 0),
+        st.sampled_from([0.0, 5.0, 20.0]),
+        st.integers(0, 20),
+        st.integers(0, 60),
+    ),
+)
+def test_a_list_is_taken_up_again_just_past_the_key_the_merge_reached(
+    specs, gone, gpus_held, reached
+):
+    """`first_after` bisects static keys with the list's share put in: the same index as
+    walking the list and comparing each job's whole key, under either order."""
+    queue = JobQueue()
+    jobs = queued_jobs(specs)
+    for job in jobs:
+        queue.add(job)
+    for n in sorted(gone):
+        if 0 < n < len(jobs):  # job 0 stays: the list is never empty
+            queue.remove(jobs[n])
+    [queued] = queue.lists.values()
+    priority, share, submitted, seq = reached
+    key = (priority, share, float(submitted), seq)
+    for order in (PriorityOrder(), FairShareOrder({"a": gpus_held}, {"a": 1.0})):
+        walked = next(
+            (i for i in range(queued.lo, len(queued.jobs)) if order.key(queued.jobs[i]) > key),
+            len(queued.jobs),
+        )
+        assert first_after(queued, order, key) == walked
