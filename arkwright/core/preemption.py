@@ -235,6 +235,8 @@ class Preemptor:
         for i in cls.pools:
             if s.cordoned_mask >> i & 1 or not job.pool_mask >> i & 1:
                 continue
+            if not s.runs.preemptible_on[i]:
+                continue  # no victim here, whatever the rules
             pool = s.fleet.pools[i]
             if not can_ever_hold(job, pool):
                 continue

@@ -19,7 +19,7 @@ def end_key(job: Job) -> tuple[float, int]:
 
 
 class RunningSet:
-    __slots__ = ("_end_keys", "by_end", "preemptible_by_priority", "usage_gpus")
+    __slots__ = ("_end_keys", "by_end", "preemptible_by_priority", "preemptible_on", "usage_gpus")
 
     def __init__(self, pools: int) -> None:
         self.by_end: list[list[Job]] = [[] for _ in range(pools)]
@@ -28,6 +28,9 @@ class RunningSet:
         self._end_keys: list[list[tuple[float, int]]] = [[] for _ in range(pools)]
         self.usage_gpus: dict[str, int] = {}
         self.preemptible_by_priority = [0] * len(PriorityClass)
+        # Per pool, how many of its running jobs may be preempted: a search for victims
+        # passes over a pool of none without walking its run list.
+        self.preemptible_on = [0] * pools
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_end)
@@ -68,6 +71,7 @@ class RunningSet:
         self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
         if job.preemptible:
             self.preemptible_by_priority[job.priority] += 1
+            self.preemptible_on[pool_index] += 1
 
     def release(self, job: Job) -> None:
         """Take a job off its pool's run list (its GPUs are the caller's to give back)."""
@@ -81,5 +85,6 @@ class RunningSet:
         self.usage_gpus[job.tenant] -= job.allocated_gpus
         if job.preemptible:
             self.preemptible_by_priority[job.priority] -= 1
+            self.preemptible_on[pool_index] -= 1
         job.allocation = ()
         job.allocated_gpus = 0
