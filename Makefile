@@ -30,7 +30,8 @@ compiled: $(STAMP)
 
 install: $(STAMP) compiled
 
-# The main job: a year of synthetic national demand replayed on the uk-2026 fleet.
+# The main job: 50,000 jobs of synthetic national demand (about 24 days) replayed on the
+# uk-2026 fleet under fair share; README "Benchmarks" says why not a whole year.
 run: $(STAMP) compiled
 	$(BIN)/arkwright trace synth --fleet uk-2026 --jobs 50000 --load 0.8 --seed 7 --out $(OUT)/trace.csv
 	$(BIN)/arkwright simulate --fleet uk-2026 --trace $(OUT)/trace.csv --policy fairshare --out $(OUT) --report

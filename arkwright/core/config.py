@@ -40,8 +40,8 @@ class SchedulerConfig:
     # Reclaim frees only the victims a gang needs (`preemption.fill_back`), about half as
     # many per reclaim as the plain walk; that buys a reclaim that starts sooner (a 1 h
     # wait, 5% hysteresis, a 3-point recent-use gap) for the same churn. On make run's
-    # workload (bench/core_ab.py): 1.8% of jobs preempted, 0.10% of GPU-hours lost, the
-    # worst programme 1.9 points below min(entitled, demand); the old 2 h / 10% / 4 points
+    # workload (bench/core_ab.py): 1.8% of jobs preempted, 0.157% of GPU-hours lost, the
+    # worst programme 1.56 points below min(entitled, demand); the old 2 h / 10% / 4 points
     # left programmes 2.0-2.1 points below once fill-back cut the victims.
     preempt_exempt_s: float = 3600.0
     reclaim_hysteresis: float = 0.05
