@@ -41,6 +41,9 @@ class QueueOrder:
         raise NotImplementedError
 
     def key(self, job: Job) -> OrderKey:
+        """(-priority, share(tenant), submit time, seq): a job's queue-list key
+        (`queue.static_key`) with the programme's share after the priority. `entry` and
+        `first_after` rely on that shape; an order that needs another changes them too."""
         raise NotImplementedError
 
     def before(self, a: Job, b: Job) -> bool:
