@@ -184,9 +184,6 @@ class JobQueue:
             queued.untidy = False
         self._untidy = []
 
-    def smallest_gang(self, key: ListKey) -> int:
-        return self.lists[key].smallest
-
     def __len__(self) -> int:
         return self.size
 
