@@ -40,6 +40,9 @@ _EXIT_CODE = re.compile(r"\bExitCode=(\d+):(\d+)")
 # How far the site's clock may sit behind ours when accounting's submit times are
 # compared with the time Arkwright recorded just before it called sbatch.
 _CLOCK_SLACK_S = 120.0
+# The name slurmdbd gives a job it first hears of from its end (its start message was
+# lost with the controller): such a record is still this job's, found by id and time.
+_NAME_UNHEARD = "allocation"
 
 
 def parse_slurm_time(text: str) -> float | None:
@@ -179,13 +182,17 @@ class SlurmCli:
         if self._has_sacct is False:
             return None
         # A controller that lost its state hands out ids from 1 again, so accounting may
-        # hold several jobs of this id and name: ask for all of them (--duplicates) from
-        # shortly before this submission, and keep only records submitted since then.
+        # hold several jobs of this id: ask for all of them (--duplicates) from shortly
+        # before this submission and take the one submitted nearest to it. The name is
+        # not asked of sacct: where slurmdbd heard a job's end before its start (the
+        # controller went down with the start message queued), it records the job under
+        # the placeholder name "allocation", and a filter by name would never find it.
         since = submitted_at - _CLOCK_SLACK_S
         window = datetime.fromtimestamp(since).strftime("%Y-%m-%dT%H:%M:%S")
         try:
-            query = ["-j", slurm_id, f"--name={name}", "--duplicates", "-S", window]
-            out = self.run(["sacct", "-n", "-X", "-P", *query, "-o", "State,ExitCode,End,Submit"])
+            query = ["-j", slurm_id, "--duplicates", "-S", window]
+            fields = "State,ExitCode,End,Submit,JobName"  # the name last: it may hold "|"
+            out = self.run(["sacct", "-n", "-X", "-P", *query, "-o", fields])
         except SlurmError as exc:
             if "accounting storage is disabled" in str(exc).lower():
                 self._has_sacct = False  # this site keeps none: stop asking
@@ -196,24 +203,27 @@ class SlurmCli:
             # its database) that is away: no answer yet, not "no record".
             raise AccountingNotYet(f"accounting not answering: {exc}") from exc
         self._has_sacct = True
-        newest: tuple[float, SlurmStatus, int | None] | None = None
+        nearest: tuple[float, SlurmStatus, int | None] | None = None
         for line in out.splitlines():
-            state, code, end, submit = [*line.split("|"), "", "", "", ""][:4]
+            state, code, end, submit, job_name = [*line.split("|", 4), "", "", "", "", ""][:5]
             submitted = parse_slurm_time(submit)
-            if not state or submitted is None or submitted < since:
-                continue  # an older job that had this id before the controller forgot
+            if not state or submitted is None or job_name not in (name, _NAME_UNHEARD):
+                continue  # another job's record
+            off_by = abs(submitted - submitted_at)
+            if off_by > _CLOCK_SLACK_S:
+                continue  # a job that had this id before (or after) the controller forgot
             parts = code.split(":")
             exit_code = (
                 exit_status(int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
                 if parts[0].isdigit()
                 else None
             )
-            if newest is None or submitted >= newest[0]:
+            if nearest is None or off_by < nearest[0]:
                 status = SlurmStatus(state.split()[0], "", parse_slurm_time(end))
-                newest = (submitted, status, exit_code)
-        if newest is None:
+                nearest = (off_by, status, exit_code)
+        if nearest is None:
             raise AccountingNotYet(f"sacct has no record of job {slurm_id} ({name}) yet")
-        return newest[1], newest[2]
+        return nearest[1], nearest[2]
 
     def read_file(self, path: str) -> str | None:
         try:

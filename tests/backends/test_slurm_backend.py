@@ -272,16 +272,22 @@ def local_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def sacct_line(state: str, code: str, end: float | None, submit: float, name="ark-j1") -> str:
+    """One line of `sacct -P -o State,ExitCode,End,Submit,JobName`."""
+    ended = "Unknown" if end is None else local_time(end)
+    return f"{state}|{code}|{ended}|{local_time(submit)}|{name}\n"
+
+
 def test_sacct_is_asked_first_where_the_site_keeps_accounting():
     backend, scripted, _ = started()  # submitted at 1000
     scripted.answers["squeue"] = ""
-    scripted.answers["sacct"] = f"NODE_FAIL|0:0|{local_time(1500)}|{local_time(1001)}\n"
+    scripted.answers["sacct"] = sacct_line("NODE_FAIL", "0:0", 1500, 1001)
     [outcome] = backend.poll(2000.0)
     assert outcome.ending is Ending.LOST and "sacct" in outcome.reason
     assert outcome.ended_at == 1500.0
     assert scripted.called("cat") == []
     [args] = scripted.called("sacct")
-    assert "--duplicates" in args and "-j" in args and "--name=ark-j1" in args
+    assert "--duplicates" in args and "-j" in args
 
 
 @pytest.mark.parametrize(
@@ -290,7 +296,7 @@ def test_sacct_is_asked_first_where_the_site_keeps_accounting():
         "",  # no record of this submission yet: slurmdbd lags the controller
         BackendUnavailable("sacct: slurmdbd not responding"),
         SlurmError("sacct: error: Problem talking to the database"),
-        f"RUNNING|0:0|Unknown|{local_time(1001)}\n",  # never heard it end
+        sacct_line("RUNNING", "0:0", None, 1001),  # never heard it end
     ],
     ids=["no-record-yet", "dbd-away", "dbd-error", "still-running"],
 )
@@ -311,7 +317,7 @@ def test_a_forgotten_job_accounting_cannot_settle_yet_is_asked_again_not_run_twi
     undecided = [d for _, _, d in backend.drain_events() if "asking again" in d]
     assert len(undecided) == 1  # said once, not once per poll
     # Accounting answers in time: settled by it, never placed again.
-    scripted.answers["sacct"] = f"FAILED|5:0|{local_time(1500)}|{local_time(1001)}\n"
+    scripted.answers["sacct"] = sacct_line("FAILED", "5:0", 1500, 1001)
     backend._next_poll = 0.0
     [outcome] = backend.poll(2110.0)
     assert (outcome.ending, outcome.exit_code, outcome.ended_at) == (Ending.FAILED, 5, 1500.0)
@@ -335,7 +341,7 @@ def test_a_forgotten_job_accounting_never_records_is_lost_after_the_wait():
 def test_a_forgotten_job_with_an_exit_record_does_not_wait_for_accounting():
     backend, scripted, _ = started({"accounting_wait_s": 120})
     scripted.answers["squeue"] = ""
-    scripted.answers["sacct"] = f"RUNNING|0:0|Unknown|{local_time(1001)}\n"  # end not heard
+    scripted.answers["sacct"] = sacct_line("RUNNING", "0:0", None, 1001)  # end not heard
     scripted.answers["cat"] = '{"exit_code": 0, "ended_at": 1500}\n'
     [outcome] = backend.poll(2000.0)
     assert (outcome.ending, outcome.ended_at) == (Ending.COMPLETED, 1500.0)
@@ -348,20 +354,45 @@ def test_an_older_job_that_had_the_same_slurm_id_is_not_taken_for_this_one():
     backend, scripted, _ = started(clock=lambda: 100_000.0)
     scripted.answers["squeue"] = ""
     scripted.answers["sacct"] = (
-        f"COMPLETED|0:0|{local_time(20_000)}|{local_time(10_000)}\n"
-        f"FAILED|5:0|{local_time(100_060)}|{local_time(100_001)}\n"
-        f"COMPLETED|0:0|{local_time(50_000)}|{local_time(40_000)}\n"
+        sacct_line("COMPLETED", "0:0", 20_000, 10_000)
+        + sacct_line("FAILED", "5:0", 100_060, 100_001)
+        + sacct_line("COMPLETED", "0:0", 50_000, 40_000)
     )
     [outcome] = backend.poll(100_100.0)
     assert (outcome.ending, outcome.exit_code) == (Ending.FAILED, 5)
     # Only older records: accounting has not heard of this submission, the record decides.
     backend, scripted, _ = started(clock=lambda: 100_000.0)
     scripted.answers["squeue"] = ""
-    scripted.answers["sacct"] = f"COMPLETED|0:0|{local_time(20_000)}|{local_time(10_000)}\n"
+    scripted.answers["sacct"] = sacct_line("COMPLETED", "0:0", 20_000, 10_000)
     scripted.answers["cat"] = '{"exit_code": 3, "ended_at": 100050}\n'
     [outcome] = backend.poll(100_100.0)
     assert (outcome.ending, outcome.exit_code) == (Ending.FAILED, 3)
     assert "exit record" in outcome.reason
+
+
+@pytest.mark.parametrize("name", ["ark-j1", "allocation"])
+def test_a_record_is_matched_by_id_and_submit_time_whatever_name_slurmdbd_gave_it(name):
+    # slurmdbd names a job "allocation" when it hears of its end before its start (the
+    # controller went down with the start queued): that record is still this job's. Of
+    # several records of the id, the one submitted nearest this submission is taken; a
+    # job of another name is never taken for this one.
+    backend, scripted, _ = started(clock=lambda: 100_000.0)
+    scripted.answers["squeue"] = ""
+    scripted.answers["sacct"] = (
+        sacct_line("COMPLETED", "0:0", 100_030, 100_000, name="someone-else")
+        + sacct_line("FAILED", "5:0", 100_060, 100_001, name=name)
+        + sacct_line("COMPLETED", "0:0", 100_200, 100_110, name=name)  # a later job
+    )
+    [outcome] = backend.poll(100_300.0)
+    assert (outcome.ending, outcome.exit_code, outcome.ended_at) == (Ending.FAILED, 5, 100_060)
+    [args] = scripted.called("sacct")
+    assert not any(a.startswith("--name") for a in args)  # the name is judged here
+    # Only another job's record: accounting has not heard of this one yet.
+    backend, scripted, _ = started({"accounting_wait_s": 120}, clock=lambda: 100_000.0)
+    scripted.answers["squeue"] = ""
+    scripted.answers["sacct"] = sacct_line("FAILED", "5:0", 100_060, 100_001, name="other|x")
+    scripted.answers["cat"] = SlurmError("cat: exit.json: No such file or directory")
+    assert backend.poll(100_100.0) == []
 
 
 def test_after_a_restart_a_submission_whose_id_was_never_recorded_is_found_by_name():

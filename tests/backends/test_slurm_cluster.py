@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -176,19 +177,21 @@ def wait_slurm_state(slurm_id: str, state: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"Slurm job {slurm_id} stayed {slurm_job(slurm_id)['JobState']}")
 
 
-def wait_accounted(slurm_id: str, state: str, timeout: float = 60.0) -> None:
-    """Until sacct has recorded the job in this state."""
+def wait_accounted(slurm_id: str, state: str, since: float, timeout: float = 60.0) -> None:
+    """Until sacct has recorded the job of this id submitted since `since` in this state
+    (accounting may still hold older jobs of the id from a controller's earlier life)."""
     deadline = time.monotonic() + timeout
-    recorded = ""
+    window = datetime.fromtimestamp(since - 1).strftime("%Y-%m-%dT%H:%M:%S")
+    recorded: list[str] = []
     while time.monotonic() < deadline:
         asked = subprocess.run(
-            ["sacct", "-n", "-X", "-P", "-j", slurm_id, "-o", "State"],
+            ["sacct", "-n", "-X", "-P", "-j", slurm_id, "--duplicates", "-S", window, "-oState"],
             capture_output=True,
             text=True,
             env={**os.environ, "SLURM_CONF": CONF},
         )
-        recorded = asked.stdout.strip()
-        if recorded.split(" ")[0] == state:
+        recorded = [line.split(" ")[0] for line in asked.stdout.split()]
+        if state in recorded:
             return
         time.sleep(0.2)
     raise AssertionError(f"sacct recorded job {slurm_id} as {recorded!r}, never {state}")
@@ -371,6 +374,7 @@ def test_a_job_the_controller_forgot_is_settled_from_accounting(slurm_service):
     open_service, close = slurm_service
     service = open_service()
     user = service.user("ada", "research")
+    submitted = time.time()
     job_id = submit(service, user, ["bash", "-c", "sleep 2; exit 5"])
     slurm_id = slurm_id_of(service, user, job_id)
     close(service)  # Arkwright is away while the job ends...
@@ -380,7 +384,7 @@ def test_a_job_the_controller_forgot_is_settled_from_accounting(slurm_service):
     # slurmctld tells slurmdbd of the end after the fact, from a queue kept with its job
     # state: let the record arrive before that state is thrown away, as on a real site
     # (what the backend does while accounting lags is pinned in test_slurm_backend.py).
-    wait_accounted(slurm_id, "FAILED")
+    wait_accounted(slurm_id, "FAILED", submitted)
     cluster("forget-jobs")  # ...and the controller loses its job state
     asked = subprocess.run(
         ["squeue", "-h", "-t", "all", "-j", slurm_id],
@@ -391,5 +395,6 @@ def test_a_job_the_controller_forgot_is_settled_from_accounting(slurm_service):
     assert "Invalid job id" in asked.stderr  # the controller no longer knows it
     service = open_service()
     job = service.wait_for(job_id, user, {"completed", "failed", "pending"}, timeout=30)
-    assert (job["state"], job["exit_code"], job["attempts"]) == ("failed", 5, 1), job
+    told = (job["reason"], events_of(service, user, job_id))
+    assert (job["state"], job["exit_code"], job["attempts"]) == ("failed", 5, 1), told
     assert "from sacct" in job["reason"]
