@@ -26,7 +26,15 @@ class GangShapeLike(Protocol):
 
 
 class PoolState:
-    __slots__ = ("free_gpus", "gpus_per_node", "node_free", "nodes", "nodes_by_free", "total_gpus")
+    __slots__ = (
+        "_fit",
+        "free_gpus",
+        "gpus_per_node",
+        "node_free",
+        "nodes",
+        "nodes_by_free",
+        "total_gpus",
+    )
 
     def __init__(self, nodes: int, gpus_per_node: int) -> None:
         self.nodes = nodes
@@ -36,6 +44,9 @@ class PoolState:
         self.nodes_by_free: list[set[int]] = [set() for _ in range(gpus_per_node + 1)]
         self.nodes_by_free[gpus_per_node] = set(range(nodes))
         self.free_gpus = self.total_gpus
+        # `max_fit` until GPUs move (-1: not known): the pass gate asks it of every pool
+        # of every queue list it weighs, far more often than a pool changes.
+        self._fit = -1
 
     @property
     def free_nodes(self) -> int:
@@ -53,14 +64,17 @@ class PoolState:
 
     def max_fit(self) -> int:
         """The largest gang that would fit now."""
+        if self._fit >= 0:
+            return self._fit
         gpn = self.gpus_per_node
-        whole = len(self.nodes_by_free[gpn])
-        if whole:
-            return whole * gpn
-        for k in range(gpn - 1, 0, -1):
-            if self.nodes_by_free[k]:
-                return k
-        return 0
+        fit = len(self.nodes_by_free[gpn]) * gpn
+        if not fit:
+            for k in range(gpn - 1, 0, -1):
+                if self.nodes_by_free[k]:
+                    fit = k
+                    break
+        self._fit = fit
+        return fit
 
     def fits_gang(self, per_node: int, nodes: int) -> bool:
         """Whether `nodes` distinct nodes with `per_node` free GPUs each exist now."""
@@ -101,6 +115,7 @@ class PoolState:
 
     def allocate(self, gpus: int) -> Allocation | None:
         """Take a gang, or nothing at all. Returns (node, gpus) pairs."""
+        self._fit = -1
         gpn = self.gpus_per_node
         by_free = self.nodes_by_free
         if gpus <= gpn:
@@ -128,6 +143,7 @@ class PoolState:
 
     def take(self, allocation: Allocation) -> None:
         """Claim these exact (node, gpus) pairs, or nothing if any is not free."""
+        self._fit = -1
         wanted: dict[int, int] = {}
         for node, gpus in allocation:
             wanted[node] = wanted.get(node, 0) + gpus
@@ -142,6 +158,7 @@ class PoolState:
             self.free_gpus -= gpus
 
     def release(self, allocation: Allocation) -> None:
+        self._fit = -1
         by_free = self.nodes_by_free
         gpn = self.gpus_per_node
         node_free = self.node_free
@@ -182,3 +199,8 @@ class PoolState:
             raise OverAllocation("a node sits in more than one free bucket")
         if total != self.free_gpus:
             raise OverAllocation(f"free GPU count {self.free_gpus} != node sum {total}")
+        largest = max(
+            (len(self.nodes_by_free[gpn]) * gpn, *(k for k in range(gpn) if self.nodes_by_free[k])),
+        )
+        if self._fit >= 0 and self._fit != largest:
+            raise OverAllocation(f"remembered largest fit {self._fit} != {largest} now")
