@@ -247,9 +247,12 @@ class Preemptor:
             held = s.reservations.get(i)
             if held is not None and held.holder is not job and order.before(held.holder, job):
                 continue  # room made here would belong to the job ahead
-            victims = [v for v in s.runs.by_end[i] if self._is_victim(v, job, reclaim, now)]
+            candidates = s.runs.preemptible_on[i].values()
+            victims = [v for v in candidates if self._is_victim(v, job, reclaim, now)]
             if not victims:
                 continue
+            # victim_order ends in the job's seq: a total order, whatever order the
+            # candidates came in.
             victims.sort(key=lambda v: victim_order(v, now, usage, nominal))
             state = s.pool_states[i]
             shape = shape_on(job, state.gpus_per_node)

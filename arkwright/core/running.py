@@ -28,9 +28,10 @@ class RunningSet:
         self._end_keys: list[list[tuple[float, int]]] = [[] for _ in range(pools)]
         self.usage_gpus: dict[str, int] = {}
         self.preemptible_by_priority = [0] * len(PriorityClass)
-        # Per pool, how many of its running jobs may be preempted: a search for victims
-        # passes over a pool of none without walking its run list.
-        self.preemptible_on = [0] * pools
+        # Per pool, its running jobs that may be preempted, by id: a search for victims
+        # walks these, not the whole run list (a pool of thousands of jobs may hold a
+        # few preemptible ones), and passes over a pool of none.
+        self.preemptible_on: list[dict[str, Job]] = [{} for _ in range(pools)]
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_end)
@@ -71,7 +72,7 @@ class RunningSet:
         self.usage_gpus[job.tenant] = self.usage_gpus.get(job.tenant, 0) + job.allocated_gpus
         if job.preemptible:
             self.preemptible_by_priority[job.priority] += 1
-            self.preemptible_on[pool_index] += 1
+            self.preemptible_on[pool_index][job.job_id] = job
 
     def release(self, job: Job) -> None:
         """Take a job off its pool's run list (its GPUs are the caller's to give back)."""
@@ -85,6 +86,6 @@ class RunningSet:
         self.usage_gpus[job.tenant] -= job.allocated_gpus
         if job.preemptible:
             self.preemptible_by_priority[job.priority] -= 1
-            self.preemptible_on[pool_index] -= 1
+            del self.preemptible_on[pool_index][job.job_id]
         job.allocation = ()
         job.allocated_gpus = 0

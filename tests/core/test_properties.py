@@ -130,9 +130,10 @@ def test_every_policy_keeps_the_hard_rules(fleet, jobs, policy):
             rejected.add(decision.job.job_id)
         elif isinstance(decision, Preempt):
             assert decision.job.preemptible
-        # The running set's per-pool count of possible victims, against its run lists.
+        # The running set's per-pool possible victims, against its run lists.
         runs = scheduler.runs
-        assert runs.preemptible_on == [sum(j.preemptible for j in r) for r in runs.by_end]
+        preemptible = [{j.job_id: j for j in r if j.preemptible} for r in runs.by_end]
+        assert runs.preemptible_on == preemptible
 
     summary = run(fleet, policy, jobs, observe)
     assert summary["eligibility_violations"] == 0
