@@ -91,7 +91,7 @@ class PassGate(ListGate):
         if not p.full and queued.key not in self._new_lists:
             return False
         preemptor = self._s.preemptor
-        return preemptor is not None and preemptor.may_search_for(queued)
+        return preemptor is not None and preemptor.may_search_for(queued, p.failed_searches)
 
     def _may_hold(self, queued: JobList, i: int, cls: EligibilityClass) -> bool:
         """Whether a job of the list from `i` on could take a backfill reservation now:

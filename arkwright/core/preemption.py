@@ -151,18 +151,36 @@ class Preemptor:
             self._borrowing(name) for name in self._s.usage_gpus if name != job.tenant
         )
 
-    def may_search_for(self, queued: JobList) -> bool:
+    def may_search_for(self, queued: JobList, failed: dict[tuple[int, int], int]) -> bool:
         """Whether `worth_trying` could say yes to some job of this queue list: what it
         asks of a job, asked of the whole list at once, erring towards yes (the pass
-        examines a list only when one of its jobs could act)."""
+        examines a list only when one of its jobs could act). A priority class for which
+        this pass's search already failed with no more GPUs than the list's smallest
+        gang needs is not worth trying for any job of the list."""
         s = self._s
         top_priority = -queued.head_key()[0]  # a list is sorted by priority first
-        if top_priority >= self.min_priority and any(s.runs.preemptible_by_priority[:top_priority]):
-            return True
+        cls = queued.class_index
+        smallest = queued.smallest  # a job's GPUs are at least its fit size
+        reclaim: bool | None = None  # the programme's side of `_may_reclaim`, when asked
+        for priority in range(top_priority, -1, -1):
+            failure = failed.get((cls, priority))
+            if failure is not None and failure <= smallest:
+                continue  # a search for no more GPUs than any of these need came up empty
+            if priority >= self.min_priority and any(s.runs.preemptible_by_priority[:priority]):
+                return True
+            if reclaim is None:
+                reclaim = self._list_may_reclaim(queued)
+            if reclaim:
+                return True
+        return False
+
+    def _list_may_reclaim(self, queued: JobList) -> bool:
+        """`_may_reclaim` for the list's smallest gang, then a borrower to take from."""
+        s = self._s
         tenant = queued.tenant
         use = s.usage_gpus.get(tenant, 0)
         nominal = s.nominal_gpus[tenant]
-        return (  # `_may_reclaim` for the list's smallest gang, then a borrower to take from
+        return (
             use + queued.smallest <= nominal
             and use <= nominal * (1 - self.hysteresis)
             and self._behind(tenant)

@@ -5,6 +5,7 @@ frozen core by test_differential.py; these hold the work)."""
 from __future__ import annotations
 
 from arkwright.core.decisions import Start
+from arkwright.core.job import PriorityClass
 from arkwright.core.policy import PolicySpec
 from arkwright.core.scheduler import Scheduler, SchedulerConfig
 from tests.conftest import make_job, one_pool_fleet
@@ -150,3 +151,19 @@ def test_a_reservation_dropped_in_the_pass_opens_the_pool_to_those_behind():
     assert started(sched.schedule(50.0)) == ["holder"]
     assert sched.reservations.pool_of == {"b1": 0}
     assert sched.stats.examined_per_pass[-1] == 2
+
+
+def test_a_list_whose_preemption_search_failed_is_not_walked_for_the_rest_of_the_pass():
+    """Urgent work may preempt low work, but here preempting the one low job frees a
+    single GPU, too few for any urgent gang: the first search fails, and no other job of
+    the list could do better (none needs fewer GPUs), so the pass skips the list instead
+    of examining its every job to hear each say no."""
+    sched = Scheduler(one_pool_fleet(nodes=1), PolicySpec.parse("fairshare"))
+    sched.submit(make_job("kept", gpus=7, duration=10_000, preemptible=False), 0.0)
+    sched.submit(make_job("low", gpus=1, duration=10_000, priority=PriorityClass.LOW), 0.0)
+    assert started(sched.schedule(0.0)) == ["kept", "low"]
+    for n in range(30):
+        urgent = make_job(f"u{n}", gpus=2, submit=1.0, priority=PriorityClass.URGENT)
+        sched.submit(urgent, 1.0)
+    assert sched.schedule(2.0, full=True) == []
+    assert sched.stats.examined_per_pass[-1] == 1  # the one that searched
