@@ -62,7 +62,7 @@ class PassGate(ListGate):
         if p.examined_by_tenant.get(queued.tenant, 0) >= self._per_tenant:
             return SKIP_LIST
         if not self._may_idle or (
-            p.may_preempt and p.preemption_attempts_left and self._may_preempt(queued)
+            p.may_preempt and p.preemption_attempts_left and self._may_preempt(queued, i)
         ):
             return NO_LIMIT
         cls = s.eligibility.classes[queued.class_index]
@@ -83,15 +83,15 @@ class PassGate(ListGate):
         s.stats.lists_skipped += 1
         return SKIP_LIST
 
-    def _may_preempt(self, queued: JobList) -> bool:
-        """Whether a job of the list could preempt in this pass: on the periodic pass any
-        job, otherwise only arrivals (`Preemptor.preempt_in_pass`), and only where the
+    def _may_preempt(self, queued: JobList, i: int) -> bool:
+        """Whether `queued.jobs[i]` or a job behind it could preempt in this pass: on the
+        periodic pass any job, otherwise only arrivals (`Preemptor.preempt_in_pass`), and only where the
         preemptor's rules could let one (`Preemptor.may_search_for`)."""
         p = self._p
         if not p.full and queued.key not in self._new_lists:
             return False
         preemptor = self._s.preemptor
-        return preemptor is not None and preemptor.may_search_for(queued, p.failed_searches)
+        return preemptor is not None and preemptor.may_search_for(queued, i, p.failed_searches)
 
     def _may_hold(self, queued: JobList, i: int, cls: EligibilityClass) -> bool:
         """Whether a job of the list from `i` on could take a backfill reservation now:

@@ -151,14 +151,14 @@ class Preemptor:
             self._borrowing(name) for name in self._s.usage_gpus if name != job.tenant
         )
 
-    def may_search_for(self, queued: JobList, failed: dict[tuple[int, int], int]) -> bool:
-        """Whether `worth_trying` could say yes to some job of this queue list: what it
-        asks of a job, asked of the whole list at once, erring towards yes (the pass
+    def may_search_for(self, queued: JobList, i: int, failed: dict[tuple[int, int], int]) -> bool:
+        """Whether `worth_trying` could say yes to `queued.jobs[i]` or a job behind it:
+        what it asks of a job, asked of those jobs at once, erring towards yes (the pass
         examines a list only when one of its jobs could act). A priority class for which
         this pass's search already failed with no more GPUs than the list's smallest
         gang needs is not worth trying for any job of the list."""
         s = self._s
-        top_priority = -queued.head_key()[0]  # a list is sorted by priority first
+        top_priority = -queued.keys[i][0]  # a list is sorted by priority first
         cls = queued.class_index
         smallest = queued.smallest  # a job's GPUs are at least its fit size
         reclaim: bool | None = None  # the programme's side of `_may_reclaim`, when asked

@@ -125,9 +125,6 @@ class JobList:
     def __len__(self) -> int:
         return len(self.jobs) - self.lo
 
-    def head_key(self) -> StaticKey:
-        return self.keys[self.lo]
-
     def shortest_request(self) -> float:
         heap, gone = self.requests, self._gone
         while gone:
