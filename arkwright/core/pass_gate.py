@@ -85,8 +85,8 @@ class PassGate(ListGate):
 
     def _may_preempt(self, queued: JobList, i: int) -> bool:
         """Whether `queued.jobs[i]` or a job behind it could preempt in this pass: on the
-        periodic pass any job, otherwise only arrivals (`Preemptor.preempt_in_pass`), and only where the
-        preemptor's rules could let one (`Preemptor.may_search_for`)."""
+        periodic pass any job, otherwise only arrivals (`Preemptor.preempt_in_pass`), and
+        only where the preemptor's rules could let one (`Preemptor.may_search_for`)."""
         p = self._p
         if not p.full and queued.key not in self._new_lists:
             return False
