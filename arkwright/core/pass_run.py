@@ -39,6 +39,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
         return notices
     # 2. The pass's state: open pools, preemption budget.
     p = begin_pass(s, now, full, new_jobs)
+    book_revision = s.reservations.revision
     # 3. The candidates, in policy order.
     consider = ListFilter(s.all_pools_mask if p.strict else trigger)
     if not p.may_preempt:
@@ -97,8 +98,10 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
         s._enqueue(victim)
     s.holds.pass_over(now)  # jobs that waited for a start (`after:`) join now
     notices += s.holds.take_notices()
-    if p.bound_hit:
-        s.carry_over(trigger)  # continue in the next pass
+    # Continue in the next pass only if this one changed something: one that changed
+    # nothing would be repeated exactly, to the same bound (docs/core.md, step 4).
+    if p.bound_hit and (p.decisions or p.requeued or s.reservations.revision != book_revision):
+        s.carry_over(trigger)
     s.stats.record(p)
     return notices + p.decisions if notices else p.decisions
 

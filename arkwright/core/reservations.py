@@ -53,6 +53,8 @@ class ReservationBook:
         # shadow time may move later) since `take_loosened`: where a job a pass ruled
         # out may act after all (`ordering.in_order` takes such lists up again).
         self._loosened = 0
+        # Bumped by every change to a reservation: whether a pass changed the book.
+        self.revision = 0
         self._shadows = [
             ShadowIndex(state, running.by_end[i]) for i, state in enumerate(pool_states)
         ]
@@ -113,6 +115,7 @@ class ReservationBook:
         reservation = self.by_pool.get(pool_index)
         if reservation is None:
             return
+        self.revision += 1
         pool = self._pools[pool_index]
         end = now + job.remaining_request_s / speed
         if self._order.before(job, reservation.holder):
@@ -133,6 +136,7 @@ class ReservationBook:
         if reservation is not None:
             reservation.stale = True
             self._loosened |= 1 << pool_index
+            self.revision += 1
 
     def drop(self, job: Job) -> None:
         pool_index = self.pool_of.pop(job.job_id, None)
@@ -140,6 +144,7 @@ class ReservationBook:
             del self.by_pool[pool_index]
             self._count_holder(job, -1)
             self._loosened |= 1 << pool_index
+            self.revision += 1
 
     def _count_holder(self, holder: Job, change: int) -> None:
         key = list_key(holder)
@@ -181,6 +186,7 @@ class ReservationBook:
             self._count_holder(displaced.holder, -1)
             self._loosened |= 1 << best.pool
         self.by_pool[best.pool] = best
+        self.revision += 1
         self.pool_of[job.job_id] = best.pool
         self._count_holder(job, 1)
         return best.pool, held_ahead

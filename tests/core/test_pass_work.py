@@ -28,6 +28,34 @@ def test_a_pass_that_hits_its_bound_continues_in_the_next():
     assert sched.stats.examined_per_pass == [2, 2, 1]
 
 
+def test_a_pass_that_hits_its_bound_and_changes_nothing_leaves_no_continuation():
+    """A continuation lets the next pass reach jobs this one did not, once the jobs
+    ahead have moved. A pass that started, preempted and reserved nothing leaves the
+    state as it found it: the next would spend its bound on the same jobs again, so none
+    is made until something changes (a finish, an arrival, the tick)."""
+    config = SchedulerConfig(max_jobs_per_pass=2)
+    sched = Scheduler(one_pool_fleet(nodes=1), PolicySpec.parse("backfill"), config=config)
+    sched.submit(make_job("long", gpus=4, duration=10_000), 0.0)
+    assert started(sched.schedule(0.0)) == ["long"]
+    sched.submit(make_job("holder", gpus=8, submit=1.0), 1.0)
+    for n in range(4):  # each fits beside "long" but would delay the holder
+        sched.submit(make_job(f"b{n}", gpus=4, duration=20_000, tenant="b", submit=2.0), 2.0)
+    sched.submit(make_job("quick", gpus=4, duration=10, tenant="b", submit=3.0), 3.0)
+    assert started(sched.schedule(3.0)) == []
+    assert sched.reservations.pool_of == {"holder": 0}  # the book changed: go on
+    passes, hits = sched.stats.passes, sched.stats.bound_hits
+    assert started(sched.schedule(4.0)) == []  # the continuation: b0 and b1, again
+    assert sched.stats.passes == passes + 1 and sched.stats.bound_hits == hits + 1
+    assert sched.stats.examined_per_pass[-1] == 2
+    assert started(sched.schedule(5.0)) == []  # ... which changed nothing: no pass
+    assert sched.stats.passes == passes + 1
+    sched.submit(make_job("late", gpus=8, submit=6.0), 6.0)
+    sched.schedule(6.0)  # an arrival, nothing freed: only the arrival is examined
+    assert sched.stats.examined_per_pass[-1] == 1
+    sched.finish("long", 7.0)
+    assert started(sched.schedule(7.0)) == ["holder"]
+
+
 def test_a_programme_that_had_its_turn_lets_the_others_through():
     config = SchedulerConfig(max_jobs_per_tenant_per_pass=1)
     sched = Scheduler(one_pool_fleet(nodes=1), PolicySpec.parse("backfill"), config=config)
