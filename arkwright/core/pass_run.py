@@ -39,7 +39,8 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
         return notices
     # 2. The pass's state: open pools, preemption budget.
     p = begin_pass(s, now, full, new_jobs)
-    book_revision = s.reservations.revision
+    # What a pass that hits its bound compares to say whether it changed anything.
+    book_revision, queued_before = s.reservations.revision, s.queue.size
     # 3. The candidates, in policy order.
     consider = ListFilter(s.all_pools_mask if p.strict else trigger)
     if not p.may_preempt:
@@ -93,6 +94,9 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
                     p.held_ahead_mask |= held_ahead
                     if pool is not None:
                         p.claimed_mask |= 1 << pool
+    # Did a job leave the queue (started, rejected, gone to a carbon wait) or a
+    # reservation change? (Preemptions are among the decisions.)
+    changed = s.queue.size != queued_before or s.reservations.revision != book_revision
     # 9. Victims rejoin the queue only now, so the pass's list cursors stay valid.
     for victim in p.requeued:
         s._enqueue(victim)
@@ -100,7 +104,7 @@ def run_pass(s: Scheduler, now: float, full: bool = False) -> list[Decision]:
     notices += s.holds.take_notices()
     # Continue in the next pass only if this one changed something: one that changed
     # nothing would be repeated exactly, to the same bound (docs/core.md, step 4).
-    if p.bound_hit and (p.decisions or p.requeued or s.reservations.revision != book_revision):
+    if p.bound_hit and (changed or p.decisions):
         s.carry_over(trigger)
     s.stats.record(p)
     return notices + p.decisions if notices else p.decisions
