@@ -4,6 +4,9 @@ frozen core by test_differential.py; these hold the work)."""
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from arkwright.core.decisions import Start
 from arkwright.core.job import PriorityClass
 from arkwright.core.policy import PolicySpec
@@ -54,6 +57,52 @@ def test_a_pass_that_hits_its_bound_and_changes_nothing_leaves_no_continuation()
     assert sched.stats.examined_per_pass[-1] == 1
     sched.finish("long", 7.0)
     assert started(sched.schedule(7.0)) == ["holder"]
+
+
+@given(
+    policy=st.sampled_from(["backfill", "fairshare+backfill", "fairshare"]),
+    jobs=st.lists(
+        st.tuples(
+            st.sampled_from([1, 2, 4, 8, 16]),  # GPUs
+            st.integers(1, 50),  # duration, in units of 10 s
+            st.sampled_from(["a", "b"]),
+            st.booleans(),  # whether a job ends (the earliest to) before this arrives
+        ),
+        min_size=5,
+        max_size=40,
+    ),
+)
+def test_a_pass_left_without_continuation_would_have_changed_nothing(policy, jobs):
+    """The premise of leaving no continuation: after a pass that met its bound and
+    changed nothing, the same pass made again (same pools, same time, nothing new)
+    decides nothing and leaves the reservations and the queue as they were."""
+    config = SchedulerConfig(max_jobs_per_pass=2, max_jobs_per_event_pass=1)
+    sched = Scheduler(one_pool_fleet(nodes=2), PolicySpec.parse(policy), config=config)
+    ends: dict[str, float] = {}
+    for n, (gpus, duration, tenant, end_one) in enumerate(jobs):
+        now = 10.0 * n
+        if end_one and ends:
+            job_id = min(ends, key=ends.__getitem__)
+            sched.finish(job_id, max(now, ends.pop(job_id)))
+        sched.submit(
+            make_job(f"j{n}", gpus=gpus, duration=10.0 * duration, tenant=tenant, submit=now), now
+        )
+        hits = sched.stats.bound_hits
+        for decision in sched.schedule(now):
+            if isinstance(decision, Start):
+                ends[decision.job.job_id] = now + decision.job.duration_s
+        dirty, arrived, new = sched.take_changes(False)
+        assert not arrived and not new  # no victims or holds here: only a continuation
+        if sched.stats.bound_hits == hits or dirty:
+            sched.carry_over(dirty)
+            continue
+        # Met its bound, left no continuation: make the pass again, as it would have been.
+        revision, queued = sched.reservations.revision, len(sched.queue)
+        sched.carry_over(sched.all_pools_mask)  # one pool: the trigger it had
+        assert sched.schedule(now) == []
+        assert (sched.reservations.revision, len(sched.queue)) == (revision, queued)
+        sched.take_changes(False)
+    sched.check_invariants()
 
 
 def test_a_programme_that_had_its_turn_lets_the_others_through():
