@@ -181,9 +181,10 @@ def in_order(
             passed.append(head)
             # The gate is asked when a list's job comes up, not here: a bounded pass
             # stops after a few lists, and asking every list up front cost a pass in
-            # overload more than all the rest. Under fair share a list parked here is
-            # taken up again past the point reached (`first_after`), as the decisions
-            # the differential tests hold it to were made that way.
+            # overload more than all the rest. Under fair share it is still asked here:
+            # a list parked now is taken up again at its current key, where a list left
+            # in the heap keeps the key it was pushed with, and asking lazily changed
+            # decisions where a preemption lowers a programme's share mid-pass.
             if dynamic and gate is not None and gate.room(queued, head) < 0:
                 cursor.append(PARKED)
                 live.append(-1)
