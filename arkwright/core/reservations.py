@@ -115,14 +115,15 @@ class ReservationBook:
         reservation = self.by_pool.get(pool_index)
         if reservation is None:
             return
-        self.revision += 1
         pool = self._pools[pool_index]
         end = now + job.remaining_request_s / speed
         if self._order.before(job, reservation.holder):
             reservation.stale = True
             self._loosened |= 1 << pool_index
+            self.revision += 1
         elif end > reservation.shadow_time:
             reservation.spare_nodes -= self._nodes_consumed(job, pool)
+            self.revision += 1
 
     def job_running(self, job: Job) -> None:
         """`job` now holds `job.allocation` on `job.pool_index` until `job.expected_end`."""
