@@ -18,8 +18,9 @@ out/bench/simulate.json:
 3. Overload: the same number of jobs at 150% offered load, where the queue grows all
    the time (target <= 60 s for 1M).
 4. Pass cost: a full fleet with scattered single free GPUs and 1k / 10k / 100k / 1M jobs
-   queued that cannot start; mean and p99 of a tick pass (full) and of an event pass
-   (one job finishes, one arrives) at each size (target: within 2x of each other).
+   of one priority class queued that cannot start; mean and p99 of a tick pass (full)
+   and of an event pass (one job finishes, one arrives) at each size (target: within 2x
+   of each other).
 
 The simulator's summary may carry pass statistics (`summary["passes"]`); they are
 printed when present. Wall seconds on a shared machine vary; CPU seconds and the
@@ -41,7 +42,7 @@ from pathlib import Path
 
 from arkwright import compiled
 from arkwright.core.decisions import Start
-from arkwright.core.job import Job
+from arkwright.core.job import Job, PriorityClass
 from arkwright.core.policy import PolicySpec
 from arkwright.core.policy_data import DataPolicy
 from arkwright.core.scheduler import Scheduler
@@ -256,6 +257,14 @@ def pass_cost(policy: str, queued: int, passes: int, budget_s: float = 60.0) -> 
     The fleet is filled with long single-GPU work, then one GPU is freed on roughly
     every tenth node: GPUs are free, yet no queued gang (2+ GPUs) fits, so every pass
     has the whole queue in front of it.
+
+    Queued and arriving jobs are all of one priority class, so that the sizes differ in
+    the queue's length alone. With the trace's mix, the top of a 1M queue is 50,000
+    high and urgent jobs, none preemptible: the jobs each event pass starts, and so the
+    running set a tick may search for preemption, differed with the queue's size (at
+    1k, 125 preemptible jobs ran and the tick searched among them; at 1M, none), and
+    the 1k tick came out four times the 1M one for work that does not grow with the
+    queue (preemption searches are bounded per pass, `max_preemption_attempts_per_pass`).
     """
     fleet = load_fleet(FLEET)
     scheduler = Scheduler(fleet, PolicySpec.parse(policy))
@@ -282,6 +291,7 @@ def pass_cost(policy: str, queued: int, passes: int, budget_s: float = 60.0) -> 
     for job in waiting:
         job.job_id = f"queued-{job.job_id}"
         job.gpus = max(job.gpus, 2)
+        job.priority = PriorityClass.NORMAL
         job.submit_time = 1.0
         scheduler.submit(job, 1.0)
     late = iter(synthesize(fleet, passes, 0.8, 17))
@@ -308,6 +318,7 @@ def pass_times(scheduler, policy, queued, passes, budget_s, late, running) -> di
             scheduler.finish(running[i], now)
         job = next(late)
         job.job_id, job.gpus = f"late-{i}", max(job.gpus, 2)
+        job.priority = PriorityClass.NORMAL  # as the queue's (pass_cost says why)
         scheduler.submit(job, now)
         _, seconds, _ = timed(scheduler.schedule, now)
         event.append(seconds)
