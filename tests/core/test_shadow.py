@@ -83,3 +83,49 @@ def test_the_index_matches_the_walk_when_asked_only_now_and_then(nodes, gpn, ste
         if ask:
             assert_same(sched, nodes, gpn)
     assert_same(sched, nodes, gpn)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gpn=st.sampled_from([2, 4, 8]),
+    holds=st.lists(
+        st.tuples(st.lists(st.integers(0, 8), min_size=4, max_size=4), st.integers(1, 5)),
+        min_size=1,
+        max_size=8,
+    ),
+    finish=st.lists(st.integers(0, 7), max_size=8),
+)
+def test_the_index_matches_the_walk_for_jobs_holding_whole_and_part_nodes_at_once(
+    gpn, holds, finish
+):
+    # Jobs found again after a restart (`adopt`) may hold any mix: a whole node and part
+    # of another, or several entries for one node. A job's whole nodes live in the
+    # index's whole layer and its shared ones per threshold; a finish must move each
+    # back, and an index built after they started must sort them the same way.
+    nodes = 4
+    sched = Scheduler(one_pool_fleet(nodes=nodes, gpus_per_node=gpn), PolicySpec.parse("fairshare"))
+    free = [gpn] * nodes
+    adopted: list[str] = []
+    for n, (wanted, hours) in enumerate(holds):
+        allocation = []
+        for node, gpus in enumerate(wanted):
+            gpus = min(gpus, free[node])
+            if gpus:
+                # Half of a node's share as two entries for the same node, now and then.
+                if gpus > 1 and (n + node) % 3 == 0:
+                    allocation += [(node, gpus // 2), (node, gpus - gpus // 2)]
+                else:
+                    allocation.append((node, gpus))
+                free[node] -= gpus
+        if not allocation:
+            continue
+        job = make_job(f"a{n}", gpus=sum(g for _, g in allocation), duration=hours * 3600.0)
+        sched.adopt(job, 0, tuple(allocation), started_at=0.0)
+        adopted.append(job.job_id)
+        if n == 1:
+            assert_same(sched, nodes, gpn)  # built here: later adoptions update it
+    assert_same(sched, nodes, gpn)
+    for k in finish:
+        if adopted:
+            sched.finish(adopted.pop(k % len(adopted)), 60.0)
+            assert_same(sched, nodes, gpn)
