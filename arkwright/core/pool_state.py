@@ -3,6 +3,8 @@
 A job of at most one node's GPUs goes on one node (best fit: the fullest node that still
 holds it, to keep whole nodes free for big gangs); a larger job takes whole free nodes.
 Nodes are tracked in buckets by free-GPU count so both cases cost O(GPUs per node).
+Nodes with no free GPU are in no bucket: nothing asks for them, and a big gang's start
+and end would otherwise move every node it holds through that bucket too.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class PoolState:
         self.gpus_per_node = gpus_per_node
         self.total_gpus = nodes * gpus_per_node
         self.node_free = [gpus_per_node] * nodes
+        # Nodes by free GPUs, from 1 to gpus_per_node (index 0 stays empty: see above).
         self.nodes_by_free: list[set[int]] = [set() for _ in range(gpus_per_node + 1)]
         self.nodes_by_free[gpus_per_node] = set(range(nodes))
         self.free_gpus = self.total_gpus
@@ -124,7 +127,8 @@ class PoolState:
                 if bucket:
                     node = bucket.pop()
                     left = k - gpus
-                    by_free[left].add(node)
+                    if left:
+                        by_free[left].add(node)
                     self.node_free[node] = left
                     self.free_gpus -= gpus
                     return ((node, gpus),)
@@ -134,7 +138,6 @@ class PoolState:
         if len(whole) < need:
             return None
         nodes = [whole.pop() for _ in range(need)]
-        by_free[0].update(nodes)  # one call for the gang, not one per node
         node_free = self.node_free
         for node in nodes:
             node_free[node] = 0
@@ -153,7 +156,8 @@ class PoolState:
         for node, gpus in wanted.items():
             before = self.node_free[node]
             self.nodes_by_free[before].discard(node)
-            self.nodes_by_free[before - gpus].add(node)
+            if before - gpus:
+                self.nodes_by_free[before - gpus].add(node)
             self.node_free[node] = before - gpus
             self.free_gpus -= gpus
 
@@ -172,17 +176,17 @@ class PoolState:
             if before == 0 and after == gpn:
                 whole.append(node)
             else:
-                by_free[before].discard(node)
+                if before:
+                    by_free[before].discard(node)
                 by_free[after].add(node)
             node_free[node] = after
             self.free_gpus += gpus
         self._move_whole(whole)
 
     def _move_whole(self, nodes: list[int]) -> None:
-        """Nodes a job held whole go from the empty bucket to the free one, in one call
-        each, not two per node (in the order given: set order decides later picks)."""
+        """Nodes a job held whole join the free bucket in one call, not one per node (in
+        the order given: set order decides later picks)."""
         if nodes:
-            self.nodes_by_free[0].difference_update(nodes)
             self.nodes_by_free[self.gpus_per_node].update(nodes)
 
     def check(self) -> None:
@@ -192,10 +196,12 @@ class PoolState:
         for node, free in enumerate(self.node_free):
             if not 0 <= free <= gpn:
                 raise OverAllocation(f"node {node} has {free} free GPUs of {gpn}")
-            if node not in self.nodes_by_free[free]:
+            if free and node not in self.nodes_by_free[free]:
                 raise OverAllocation(f"node {node} missing from its free bucket {free}")
             total += free
-        if sum(len(b) for b in self.nodes_by_free) != self.nodes:
+        if self.nodes_by_free[0]:
+            raise OverAllocation("a node sits in the bucket of nodes with nothing free")
+        if sum(len(b) for b in self.nodes_by_free) != sum(1 for f in self.node_free if f):
             raise OverAllocation("a node sits in more than one free bucket")
         if total != self.free_gpus:
             raise OverAllocation(f"free GPU count {self.free_gpus} != node sum {total}")
