@@ -215,6 +215,27 @@ class Preemptor:
             and self._borrowing(victim.tenant)
         )
 
+    def _victim_gpus_at_most(self, pool_index: int, job: Job, reclaim: bool) -> int:
+        """The GPUs on this pool held by jobs `_is_victim` might pick for `job`, before
+        the exempt time is asked: by priority, those of any programme in a lower class;
+        by reclaim, those of another programme that borrows, in the job's class or
+        below. Most reclaim searches are for gangs larger than all of that (15k of the
+        17k pools searched in 60k jobs at 80% load under fairshare), and each had walked
+        every preemptible job of the pool to find so."""
+        by_priority = job.priority >= self.min_priority
+        top = job.priority
+        total = 0
+        for tenant, held in self._s.runs.preemptible_gpus_on[pool_index].items():
+            if reclaim and tenant != job.tenant and self._borrowing(tenant):
+                classes = top + 1
+            elif by_priority:
+                classes = top
+            else:
+                continue
+            for priority in range(classes):
+                total += held[priority]
+        return total
+
     def _starts_soon_anyway(self, job: Job, cls: EligibilityClass, now: float) -> bool:
         """Whether the job fits, on some pool it may use, once the jobs due to end within
         the horizon (at their time limits) have ended: the walk that backfill's shadow
@@ -255,6 +276,8 @@ class Preemptor:
                 continue
             if not s.runs.preemptible_on[i]:
                 continue  # no victim here, whatever the rules
+            if s.pool_states[i].free_gpus + self._victim_gpus_at_most(i, job, reclaim) < job.gpus:
+                continue  # every victim the rules could allow would not free enough
             pool = s.fleet.pools[i]
             if not can_ever_hold(job, pool):
                 continue

@@ -19,7 +19,14 @@ def end_key(job: Job) -> tuple[float, int]:
 
 
 class RunningSet:
-    __slots__ = ("_end_keys", "by_end", "preemptible_by_priority", "preemptible_on", "usage_gpus")
+    __slots__ = (
+        "_end_keys",
+        "by_end",
+        "preemptible_by_priority",
+        "preemptible_gpus_on",
+        "preemptible_on",
+        "usage_gpus",
+    )
 
     def __init__(self, pools: int) -> None:
         self.by_end: list[list[Job]] = [[] for _ in range(pools)]
@@ -32,6 +39,9 @@ class RunningSet:
         # walks these, not the whole run list (a pool of thousands of jobs may hold a
         # few preemptible ones), and passes over a pool of none.
         self.preemptible_on: list[dict[str, Job]] = [{} for _ in range(pools)]
+        # Per pool, the GPUs its preemptible jobs hold, by programme and priority class:
+        # what a victim search could free at most, known before it walks any job.
+        self.preemptible_gpus_on: list[dict[str, list[int]]] = [{} for _ in range(pools)]
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.by_end)
@@ -73,6 +83,10 @@ class RunningSet:
         if job.preemptible:
             self.preemptible_by_priority[job.priority] += 1
             self.preemptible_on[pool_index][job.job_id] = job
+            held = self.preemptible_gpus_on[pool_index].get(job.tenant)
+            if held is None:
+                held = self.preemptible_gpus_on[pool_index][job.tenant] = [0] * len(PriorityClass)
+            held[job.priority] += gpus
 
     def release(self, job: Job) -> None:
         """Take a job off its pool's run list (its GPUs are the caller's to give back)."""
@@ -87,5 +101,6 @@ class RunningSet:
         if job.preemptible:
             self.preemptible_by_priority[job.priority] -= 1
             del self.preemptible_on[pool_index][job.job_id]
+            self.preemptible_gpus_on[pool_index][job.tenant][job.priority] -= job.allocated_gpus
         job.allocation = ()
         job.allocated_gpus = 0

@@ -225,3 +225,39 @@ def test_every_victim_frees_gpus_on_a_node_the_claimant_takes(seed, policy):
     ).run(copy_jobs(jobs))
     assert not pending  # every victim's claimant started
     assert checked  # the trace did preempt
+
+
+@pytest.mark.parametrize("policy", ["fairshare", "fairshare+backfill"])
+def test_a_pool_is_searched_unless_its_victims_could_not_free_enough(policy):
+    # `find_room` passes over a pool whose free GPUs and the GPUs of every job the rules
+    # might take for this one (by priority or reclaim, before the exempt time) fall
+    # short of the job's: that count must bound what the victim walk would find, at
+    # every start, for the job started, with reclaim allowed or not.
+    counted = 0
+
+    def observe(decision, scheduler):
+        nonlocal counted
+        preemptor = scheduler.preemptor
+        if not isinstance(decision, Start) or preemptor is None:
+            return
+        claimant = decision.job
+        for reclaim in (False, True):
+            for pool_index, on_pool in enumerate(scheduler.runs.preemptible_on):
+                victims = [
+                    v
+                    for v in on_pool.values()
+                    if preemptor._is_victim(v, claimant, reclaim, decision.at)
+                ]
+                bound = preemptor._victim_gpus_at_most(pool_index, claimant, reclaim)
+                assert bound >= sum(v.allocated_gpus for v in victims)
+                counted += len(victims)
+
+    # Overloaded, with no exempt time and no wait before reclaim: many running jobs are
+    # victims to count, by reclaim and (urgent claimants) by priority.
+    fleet = load_fleet("tiny")
+    config = SchedulerConfig(preempt_exempt_s=0, reclaim_after_s=0)
+    simulator = Simulator(
+        fleet, PolicySpec.parse(policy), tick_s=600, config=config, observer=observe
+    )
+    simulator.run(synthesize(fleet, jobs=400, load=1.5, seed=3))
+    assert counted > 100  # the bound was held against real victims, not empty pools

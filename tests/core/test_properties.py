@@ -134,6 +134,13 @@ def test_every_policy_keeps_the_hard_rules(fleet, jobs, policy):
         runs = scheduler.runs
         preemptible = [{j.job_id: j for j in r if j.preemptible} for r in runs.by_end]
         assert runs.preemptible_on == preemptible
+        # And the GPUs they hold, by programme and priority class.
+        for pool_index, on_pool in enumerate(preemptible):
+            held: dict[str, list[int]] = {}
+            for j in on_pool.values():
+                held.setdefault(j.tenant, [0] * len(PriorityClass))[j.priority] += j.allocated_gpus
+            kept = {t: g for t, g in runs.preemptible_gpus_on[pool_index].items() if any(g)}
+            assert kept == held
 
     summary = run(fleet, policy, jobs, observe)
     assert summary["eligibility_violations"] == 0
