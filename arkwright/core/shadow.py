@@ -173,9 +173,8 @@ class ShadowIndex:
 
     def _keys(self, threshold: int) -> tuple[list[ReachKey], dict[ReachKey, int]]:
         """The shared layer's distinct keys for this threshold, sorted, and how many
-        nodes have each. Keeping distinct keys, not one per node, makes a multi-node
-        job's start or finish move one key, not one per node, in a list as long as the
-        running jobs."""
+        nodes have each, its nodes touched since last asked re-keyed first. Distinct
+        keys, not one per node, keep the list as short as the jobs sharing nodes."""
         jobs_on = self._jobs_on
         assert jobs_on is not None  # built by the question that led here
         ends = self._lists.get(threshold)
