@@ -116,7 +116,7 @@ class Preemptor:
         self.start_horizon_s = config.preempt_start_horizon_s
         self.min_priority = config.preemptor_min_priority
         self.history_margin = config.reclaim_history_margin
-        self.history = UsageHistory(config.usage_half_life_s)
+        self.history = UsageHistory(config.usage_half_life_s, scheduler.usage_gpus)
 
     def entitled(self, job: Job) -> bool:
         s = self._s

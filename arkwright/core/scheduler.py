@@ -335,7 +335,7 @@ class Scheduler:
     ) -> None:
         pool = self.fleet.pools[pool_index]
         if self.preemptor is not None:
-            self.preemptor.history.advance(started_at, self.usage_gpus)
+            self.preemptor.history.advance(started_at, job.tenant)
         self.runs.mark_running(job, pool_index, allocation, self.speed_on(job, pool), started_at)
         self.reservations.job_running(job)
         if self.ledger is not None:
@@ -344,7 +344,7 @@ class Scheduler:
     def _release(self, job: Job, now: float) -> None:
         pool_index = job.pool_index
         if self.preemptor is not None:
-            self.preemptor.history.advance(now, self.usage_gpus)
+            self.preemptor.history.advance(now, job.tenant)
         if self.ledger is not None:
             self.ledger.stopped(job, self.fleet.pools[pool_index], now - job.started_at)
         self.pool_states[pool_index].release(job.allocation)
