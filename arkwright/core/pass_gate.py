@@ -1,5 +1,6 @@
 """The pass's gate: what of a queue list could do anything in this pass, asked by the
-merge (`ordering.in_order`) whenever a list's next job comes up.
+merge (`ordering.in_order`) before a list enters its heap and whenever the list's next
+job comes up.
 
 A list's jobs share their programme, class and usable pools (`queue.JobList`), so most
 of the answer holds for the whole list at once: the room its pools have left, whether a
