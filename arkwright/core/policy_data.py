@@ -109,5 +109,20 @@ class DataPolicy:
             self.personal_data
         ) >= order.index(other.personal_data)
 
+    # Written out, as the dataclass would generate them: generated methods stay
+    # interpreted in the compiled core, and the eligibility index hashes a policy at
+    # every submission (and compares it wherever equal policies are distinct objects).
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DataPolicy):
+            return False
+        return (
+            self.residency == other.residency
+            and self.classification == other.classification
+            and self.personal_data == other.personal_data
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.residency, self.classification, self.personal_data))
+
     def __reduce__(self) -> tuple:
         return by_constructor(self)  # pickles compiled, too (core/pickling.py)

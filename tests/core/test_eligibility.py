@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from arkwright.core.eligibility import EligibilityIndex, ineligibility_reason
 from arkwright.core.policy_data import Classification, DataPolicy, PersonalData
 
@@ -58,3 +61,23 @@ def test_stricter_policy_is_detected():
     strict = DataPolicy.parse("UK", "OFFICIAL-SENSITIVE", "health")
     assert strict.at_least_as_strict_as(loose)
     assert not loose.at_least_as_strict_as(strict)
+
+
+@given(
+    st.sampled_from([None, frozenset({"UK"}), frozenset({"UK", "EU"})]),
+    st.sampled_from(list(Classification)),
+    st.sampled_from(list(PersonalData)),
+    st.sampled_from([None, frozenset({"UK"}), frozenset({"UK", "EU"})]),
+    st.sampled_from(list(Classification)),
+    st.sampled_from(list(PersonalData)),
+)
+def test_policies_are_equal_and_hash_alike_exactly_when_their_fields_are(r1, c1, p1, r2, c2, p2):
+    # DataPolicy writes out its own __eq__ and __hash__ (compiled, unlike generated ones):
+    # the eligibility index keys its classes by them, so two equal policies made apart
+    # must find the same class and two that differ in any field must not.
+    a, b = DataPolicy(r1, c1, p1), DataPolicy(r2, c2, p2)
+    same = (r1, c1, p1) == (r2, c2, p2)
+    assert (a == b) is same and (a != b) is not same
+    assert hash(a) == hash(DataPolicy(r1, c1, p1))
+    assert ({a: 1}.get(b) == 1) is same
+    assert a != (r1, c1, p1)
