@@ -9,10 +9,11 @@ if TYPE_CHECKING:
 
 
 def check_invariants(scheduler: Scheduler) -> None:
-    """GPU accounting per pool and node, run lists in order, eligibility of every running
-    job, queue size."""
+    """GPU accounting per pool and node, run lists in order, reservation holders by list,
+    eligibility of every running job, queue size."""
     classes = scheduler.eligibility.classes
     scheduler.runs.check()
+    scheduler.reservations.check()
     for i, state in enumerate(scheduler.pool_states):
         state.check()
         held = sum(j.allocated_gpus for j in scheduler.runs.by_end[i])

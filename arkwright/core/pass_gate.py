@@ -137,20 +137,13 @@ class PassGate(ListGate):
         it claims its pool there, which jobs after it may then no longer take even if its
         key grows past theirs, so the gate never skips or passes over it."""
         end = len(queued.jobs)
-        book = self._s.reservations
-        if not self._dynamic or not book.holders_in(queued.key):
+        if not self._dynamic:
             return end
         found = end
-        for reservation in book.by_pool.values():
-            holder = reservation.holder
-            if (
-                holder.tenant == queued.tenant
-                and holder.eligibility_class == queued.class_index
-                and holder.pool_mask == queued.pool_mask
-            ):
-                k = bisect_left(queued.keys, static_key(holder), queued.lo)
-                if i <= k < found:
-                    found = k
+        for holder in self._s.reservations.holders_in(queued.key):
+            k = bisect_left(queued.keys, static_key(holder), queued.lo)
+            if i <= k < found:
+                found = k
         return found
 
     def _backfill_room(self, queued: JobList, job: Job, cls: EligibilityClass) -> int:

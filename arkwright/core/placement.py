@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from arkwright.core.fleet import Pool
+from arkwright.core.job import Job
 from arkwright.core.pool_state import PoolState
 
 
@@ -38,21 +39,21 @@ class PlacementStrategy:
     """What `pool_choice` asks of a strategy. A base class, not a union: the compiled
     core then calls it through its method table (`ordering.QueueOrder` says why)."""
 
-    def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
+    def min_speed(self, job: Job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
         """The slowest speed the job may accept on a pool now."""
         return 0.0
 
-    def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
+    def score(self, pool: Pool, state: PoolState, speed: float, job: Job, now: float) -> tuple:
         raise NotImplementedError
 
 
 class PackPlacement(PlacementStrategy):
     """Fill the fullest pool first; speed-blind."""
 
-    def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
+    def min_speed(self, job: Job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
         return 0.0
 
-    def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
+    def score(self, pool: Pool, state: PoolState, speed: float, job: Job, now: float) -> tuple:
         return pack_score(pool, state)
 
 
@@ -64,14 +65,20 @@ class HeteroPlacement(PlacementStrategy):
         self.typical_speed = typical_speed
         self.min_speed_fraction = min_speed_fraction
 
-    def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
-        best_speed = max(speeds[i] for i in pools if job.pool_mask >> i & 1)
+    def min_speed(self, job: Job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
+        # A loop, not max() over a generator: asked at every start, and the compiled
+        # core builds a generator object for the latter.
+        best_speed = 0.0
+        mask = job.pool_mask
+        for i in pools:
+            if mask >> i & 1 and speeds[i] > best_speed:
+                best_speed = speeds[i]
         waited = now - job.submit_time
         if waited < (job.requested_s - job.work_done_s) / best_speed:
             return best_speed * self.min_speed_fraction
         return 0.0
 
-    def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
+    def score(self, pool: Pool, state: PoolState, speed: float, job: Job, now: float) -> tuple:
         return hetero_score(pool, state, speed, self.typical_speed[pool.index], job.gpus)
 
 
@@ -82,10 +89,10 @@ class CarbonPlacement(HeteroPlacement):
     def __init__(self, hetero: HeteroPlacement | None) -> None:
         self._hetero = hetero
 
-    def min_speed(self, job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
+    def min_speed(self, job: Job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
         return self._hetero.min_speed(job, speeds, pools, now) if self._hetero else 0.0
 
-    def score(self, pool: Pool, state: PoolState, speed: float, job, now: float) -> tuple:
+    def score(self, pool: Pool, state: PoolState, speed: float, job: Job, now: float) -> tuple:
         return carbon_score(pool, speed, now)
 
 

@@ -22,6 +22,8 @@ from arkwright.core.queue import ListKey, list_key
 from arkwright.core.running import RunningSet
 from arkwright.core.shadow import ShadowIndex
 
+NO_HOLDERS: list[Job] = []  # `holders_in` of a list with none (never written to)
+
 
 @dataclass(slots=True)
 class Reservation:
@@ -48,7 +50,7 @@ class ReservationBook:
         self._order = order
         self.by_pool: dict[int, Reservation] = {}
         self.pool_of: dict[str, int] = {}  # holder's job id -> pool
-        self._holders_by_list: dict[ListKey, int] = {}  # queue list -> holders in it
+        self._holders_by_list: dict[ListKey, list[Job]] = {}  # queue list -> its holders
         # Pools whose reservation was dropped, moved to another holder or made stale (its
         # shadow time may move later) since `take_loosened`: where a job a pass ruled
         # out may act after all (`ordering.in_order` takes such lists up again).
@@ -70,9 +72,20 @@ class ReservationBook:
         self._loosened = 0
         return pools
 
-    def holders_in(self, key: ListKey) -> int:
-        """How many jobs of this queue list hold a reservation."""
-        return self._holders_by_list.get(key, 0)
+    def check(self) -> None:
+        """Each holder is listed under its queue list once, and no one else is (tests)."""
+        expected: dict[ListKey, list[str]] = {}
+        for reservation in self.by_pool.values():
+            expected.setdefault(list_key(reservation.holder), []).append(reservation.holder.job_id)
+        listed = {key: [j.job_id for j in jobs] for key, jobs in self._holders_by_list.items()}
+        if NO_HOLDERS or {k: sorted(v) for k, v in listed.items()} != {
+            k: sorted(v) for k, v in expected.items()
+        }:
+            raise AssertionError("reservation holders by queue list out of step with the book")
+
+    def holders_in(self, key: ListKey) -> list[Job]:
+        """The jobs of this queue list that hold a reservation (at most one per pool)."""
+        return self._holders_by_list.get(key, NO_HOLDERS)
 
     # ----------------------------------------------------------------- queries
 
@@ -149,10 +162,12 @@ class ReservationBook:
 
     def _count_holder(self, holder: Job, change: int) -> None:
         key = list_key(holder)
-        left = self._holders_by_list.get(key, 0) + change
-        if left:
-            self._holders_by_list[key] = left
-        else:
+        if change > 0:
+            self._holders_by_list.setdefault(key, []).append(holder)
+            return
+        holders = self._holders_by_list[key]
+        holders.remove(holder)  # Job compares by identity (eq=False)
+        if not holders:
             del self._holders_by_list[key]
 
     def reserve(
