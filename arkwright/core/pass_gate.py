@@ -121,7 +121,7 @@ class PassGate(ListGate):
         for index in cls.pools:
             if not claimable >> index & 1:
                 continue
-            reservation = by_pool.get(index)
+            reservation = by_pool[index]
             if reservation is not None and order.before(reservation.holder, job):
                 continue  # held by a job ahead
             pool = pools[index]
@@ -171,7 +171,7 @@ class PassGate(ListGate):
             fit = states[index].max_fit()
             if fit < smallest or fit <= room:
                 continue
-            reservation = by_pool.get(index)
+            reservation = by_pool[index]
             if reservation is not None and order.before(reservation.holder, job):
                 # A holder ahead: only a backfill that does not delay it may start here.
                 reservation = book.fresh(index, now)

@@ -40,7 +40,7 @@ def choose_pool(
         score = placement.score(pool, state, speed, job, now)
         if best is not None and not score < best:
             continue
-        reservation = book.by_pool.get(i) if book.by_pool else None
+        reservation = book.by_pool[i]
         if (
             reservation is not None
             and reservation.holder is not job

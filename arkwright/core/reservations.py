@@ -48,7 +48,11 @@ class ReservationBook:
         self._states = pool_states
         self._running = running
         self._order = order
-        self.by_pool: dict[int, Reservation] = {}
+        # Per pool, its reservation or None: a list, as the gate and the pool choice look
+        # one up per pool of every list they weigh (a dict's lookup boxed and hashed the
+        # index each time).
+        self.by_pool: list[Reservation | None] = [None] * len(fleet.pools)
+        self._held = 0  # reservations in `by_pool`
         self.pool_of: dict[str, int] = {}  # holder's job id -> pool
         self._holders_by_list: dict[ListKey, list[Job]] = {}  # queue list -> its holders
         # Pools whose reservation was dropped, moved to another holder or made stale (its
@@ -62,10 +66,10 @@ class ReservationBook:
         ]
 
     def __bool__(self) -> bool:
-        return bool(self.by_pool)
+        return self._held > 0
 
     def get(self, pool_index: int) -> Reservation | None:
-        return self.by_pool.get(pool_index)
+        return self.by_pool[pool_index]
 
     def take_loosened(self) -> int:
         pools = self._loosened
@@ -73,14 +77,21 @@ class ReservationBook:
         return pools
 
     def check(self) -> None:
-        """Each holder is listed under its queue list once, and no one else is (tests)."""
+        """Each holder is listed under its queue list once, and no one else is; the count of
+        reservations is right (tests)."""
         expected: dict[ListKey, list[str]] = {}
-        for reservation in self.by_pool.values():
+        for reservation in self.by_pool:
+            if reservation is None:
+                continue
             expected.setdefault(list_key(reservation.holder), []).append(reservation.holder.job_id)
         listed = {key: [j.job_id for j in jobs] for key, jobs in self._holders_by_list.items()}
-        if NO_HOLDERS or {k: sorted(v) for k, v in listed.items()} != {
-            k: sorted(v) for k, v in expected.items()
-        }:
+        held = sum(1 for reservation in self.by_pool if reservation is not None)
+        if (
+            NO_HOLDERS
+            or held != self._held
+            or {k: sorted(v) for k, v in listed.items()}
+            != {k: sorted(v) for k, v in expected.items()}
+        ):
             raise AssertionError("reservation holders by queue list out of step with the book")
 
     def holders_in(self, key: ListKey) -> list[Job]:
@@ -110,6 +121,8 @@ class ReservationBook:
     def fresh(self, pool_index: int, now: float) -> Reservation:
         """The pool's reservation, replanned first if it is stale."""
         reservation = self.by_pool[pool_index]
+        if reservation is None:
+            raise KeyError(pool_index)
         if reservation.stale:
             self._refresh(reservation, now)
         return reservation
@@ -125,7 +138,7 @@ class ReservationBook:
         it gives up its own reservation, and the pool's holder is replanned (a job ahead
         of it) or loses spare nodes (a backfill)."""
         self.drop(job)
-        reservation = self.by_pool.get(pool_index)
+        reservation = self.by_pool[pool_index]
         if reservation is None:
             return
         pool = self._pools[pool_index]
@@ -146,7 +159,7 @@ class ReservationBook:
         """`job` is giving back its GPUs (call while it still names its allocation)."""
         pool_index = job.pool_index
         self._shadows[pool_index].ended(job)
-        reservation = self.by_pool.get(pool_index)
+        reservation = self.by_pool[pool_index]
         if reservation is not None:
             reservation.stale = True
             self._loosened |= 1 << pool_index
@@ -155,7 +168,8 @@ class ReservationBook:
     def drop(self, job: Job) -> None:
         pool_index = self.pool_of.pop(job.job_id, None)
         if pool_index is not None:
-            del self.by_pool[pool_index]
+            self.by_pool[pool_index] = None
+            self._held -= 1
             self._count_holder(job, -1)
             self._loosened |= 1 << pool_index
             self.revision += 1
@@ -185,7 +199,7 @@ class ReservationBook:
         for i in cls.pools:
             if unavailable_mask >> i & 1 or not job.pool_mask >> i & 1:
                 continue
-            current = self.by_pool.get(i)
+            current = self.by_pool[i]
             if current is not None and self._order.before(current.holder, job):
                 held_ahead |= 1 << i
                 continue
@@ -196,8 +210,10 @@ class ReservationBook:
                 best = Reservation(job, i, shadow, spare)
         if best is None:
             return None, held_ahead
-        displaced = self.by_pool.get(best.pool)
-        if displaced is not None:
+        displaced = self.by_pool[best.pool]
+        if displaced is None:
+            self._held += 1
+        else:
             self.pool_of.pop(displaced.holder.job_id, None)
             self._count_holder(displaced.holder, -1)
             self._loosened |= 1 << best.pool

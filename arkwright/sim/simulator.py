@@ -98,7 +98,10 @@ class Simulator:
         ):
             t_submit = jobs[next_job].submit_time if next_job < total else math.inf
             t_finish = finishes[0][0] if finishes else math.inf
-            now = min(t_submit, t_finish, next_tick)
+            # Compared, not min(): the builtin parses its arguments at every event.
+            now = t_submit if t_submit < t_finish else t_finish
+            if next_tick < now:
+                now = next_tick
             if now > horizon:
                 break
             recorder.advance(now)
