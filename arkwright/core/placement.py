@@ -90,7 +90,22 @@ class CarbonPlacement(HeteroPlacement):
         self._hetero = hetero
 
     def min_speed(self, job: Job, speeds: list[float], pools: tuple[int, ...], now: float) -> float:
-        return self._hetero.min_speed(job, speeds, pools, now) if self._hetero else 0.0
+        """Hetero's floor, if named; and for a job with a deadline, the speed at which its
+        request ends by then, where some eligible pool has it: a cleaner, slower pool
+        must not cost a deadline a faster one would meet (it may wait for that one).
+        Carbon deferral keeps the same promise in time (`carbon.CarbonDeferral`)."""
+        floor = self._hetero.min_speed(job, speeds, pools, now) if self._hetero else 0.0
+        deadline = job.deadline
+        if deadline is None or deadline <= now:
+            return floor
+        needed = job.remaining_request_s / (deadline - now)
+        if needed <= floor:
+            return floor
+        mask = job.pool_mask
+        for i in pools:
+            if mask >> i & 1 and speeds[i] >= needed:
+                return needed
+        return floor  # no pool meets it: place as if it had none
 
     def score(self, pool: Pool, state: PoolState, speed: float, job: Job, now: float) -> tuple:
         return carbon_score(pool, speed, now)

@@ -100,6 +100,26 @@ def test_carbon_moves_work_to_the_cleaner_site_it_may_use():
     assert first_start(sched, only_h100) == "H100"  # never outside eligibility
 
 
+def test_carbon_never_trades_a_deadline_for_a_cleaner_slower_pool():
+    # Hypothesis found it (test_properties' deadline property): the cleaner H100 site
+    # runs inference at a third of the B200's speed. A job whose request ends by its
+    # deadline only on the B200 must go there, or wait for it, not to the H100.
+    table = ThroughputTable({"inference": {"H100": 1.0, "B200": 3.0}})
+    sched = Scheduler(two_sites(carbon_a=40, carbon_b=300), PolicySpec.parse("carbon"), table)
+
+    def job(name, gpus=2, **extra):
+        return make_job(name, gpus=gpus, job_type="inference", duration=900, **extra)
+
+    assert first_start(sched, job("loose", time_limit_s=900)) == "H100"  # the cleaner site
+    # 300 s on the B200, 900 s on the H100: only the B200 meets a deadline at 600 s.
+    assert first_start(sched, job("due", time_limit_s=900, deadline=600.0)) == "B200"
+    # Where no pool can meet it, the deadline does not narrow the choice.
+    assert first_start(sched, job("lost", time_limit_s=900, deadline=100.0)) == "H100"
+    pinned = job("pinned", gpus=6, gpu_types=frozenset({"B200"}))
+    assert first_start(sched, pinned) == "B200"  # the B200 is now full
+    assert first_start(sched, job("late", time_limit_s=900, deadline=700.0)) is None  # waits
+
+
 def test_carbon_defers_a_flexible_job_to_a_cleaner_hour_within_its_deadline():
     dirty_now_clean_later = [400.0] * 6 + [50.0] * 18
     fleet = two_sites(carbon_a=400, carbon_b=400, hourly_b=dirty_now_clean_later)
