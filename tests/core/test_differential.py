@@ -70,12 +70,15 @@ def decisions(factory, fleet, policy, jobs, config):
 
 
 def comparable(jobs):
-    """Jobs whose decisions the frozen core should match: none preemptible, none flexible
-    (neither preemption nor carbon deferral is in play)."""
+    """Jobs whose decisions the frozen core should match: none preemptible, none flexible,
+    none with a deadline (neither preemption nor carbon deferral is in play, nor carbon
+    placement's care for deadlines, which the frozen core lacked; deadlines play no
+    other part in the core)."""
     jobs = copy_jobs(jobs)
     for job in jobs:
         job.preemptible = False
         job.flexible = False
+        job.deadline = None
     return jobs
 
 
